@@ -1,0 +1,43 @@
+//! berth-conformance: conformance suites, fixture images and benchmarks.
+//! Talks to the other parts of berth only through their public interfaces.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod images;
+mod oci;
+
+#[derive(Parser)]
+#[command(name = "berth-conformance", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the OCI runtime suite against a runtime's command line.
+    Oci(oci::Args),
+    /// Side-by-side benchmarks against peer tools.
+    Bench(bench::Args),
+    /// Build and push the fixture images.
+    Images(images::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Oci(a) => oci::run(a),
+        Cmd::Bench(a) => bench::run(a),
+        Cmd::Images(a) => images::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("berth-conformance: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

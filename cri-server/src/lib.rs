@@ -1,0 +1,1 @@
+//! berth-cri: the CRI v1 runtime and image services (berthd) and their client (berthctl).

@@ -1,0 +1,13 @@
+//! berth-runtime: turns an OCI runtime-spec bundle into a running, isolated process,
+//! with runc's command line on top (see `main.rs`).
+//!
+//! Pure logic (spec validation, mount planning, capability and seccomp translation)
+//! lives apart from the thin modules that make syscalls.
+
+pub mod capabilities;
+pub mod cgroups;
+pub mod hooks;
+pub mod rlimits;
+pub mod seccomp;
+pub mod specgen;
+pub mod state;
