@@ -8,6 +8,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod hooks;
 pub mod rlimits;
+pub mod rootfs;
 pub mod seccomp;
 pub mod specgen;
 pub mod state;
