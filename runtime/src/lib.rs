@@ -7,8 +7,11 @@
 pub mod capabilities;
 pub mod cgroups;
 pub mod hooks;
+pub mod namespaces;
 pub mod rlimits;
 pub mod rootfs;
 pub mod seccomp;
+pub mod spec;
 pub mod specgen;
 pub mod state;
+pub mod sync;
