@@ -23,8 +23,9 @@ pub enum Msg {
     InitPid(i32),
     /// init → parent: mounts are done; run prestart and createRuntime hooks.
     RunHooks,
-    /// parent → init: hooks done.
-    HooksDone,
+    /// parent → init: hooks done; carries the runtime-spec state JSON for the hooks
+    /// the init runs itself (createContainer, startContainer).
+    HooksDone(String),
     /// init → parent: set up, waiting for `start` (or, for exec, about to exec).
     Ready,
     /// child → parent: setup failed.
