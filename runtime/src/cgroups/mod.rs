@@ -24,9 +24,7 @@ impl Manager {
     /// Resolves `cgroups_path` (spec `linux.cgroupsPath`; default `/berth/<id>`).
     pub fn new(cgroups_path: Option<&str>, id: &str) -> Result<Manager> {
         Ok(Manager {
-            path: cgroups_path
-                .map(str::to_string)
-                .unwrap_or(format!("/berth/{id}")),
+            path: cgroups_path.map(str::to_string).unwrap_or(format!("/berth/{id}")),
         })
     }
     /// Creates the cgroup in every hierarchy (idempotent).
