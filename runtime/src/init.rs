@@ -9,7 +9,7 @@
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -253,9 +253,13 @@ pub fn finish_process(
     if let Some(f) = early_seccomp {
         load_seccomp(f, spec, state)?;
     }
+    if let Some(c) = process.capabilities() {
+        capabilities::apply_bounding(c).map_err(ctx!("process.capabilities"))?;
+    }
     process::set_user(process.user()).map_err(|e| InitError(e.to_string()))?;
     if let Some(c) = process.capabilities() {
-        capabilities::apply(c).map_err(ctx!("process.capabilities"))?;
+        // Ambient capabilities the kernel refuses are skipped, as runc does.
+        capabilities::apply_after_setuid(c).map_err(ctx!("process.capabilities"))?;
     }
     process::chdir(process.cwd()).map_err(|e| InitError(e.to_string()))?;
     Ok(())
@@ -272,8 +276,7 @@ fn load_seccomp(f: seccomp::Filter, spec: &Spec, state: &[u8]) -> Result<(), Ini
         let path = sec.listener_path().as_ref().ok_or_else(|| {
             InitError("linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath".into())
         })?;
-        let meta = sec.listener_metadata().clone().unwrap_or_default();
-        seccomp::send_listener_fd(path, &meta, fd, state)
+        seccomp::send_listener_fd(path, sec.listener_metadata().as_deref(), fd.as_fd(), state)
             .map_err(ctx!("send seccomp listener"))?;
     }
     Ok(())
