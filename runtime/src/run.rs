@@ -566,7 +566,7 @@ mod tests {
         assert_eq!((p.user().uid(), p.user().gid()), (1000, 100));
         assert_eq!(p.user().additional_gids().as_deref(), Some(&[5u32][..]));
         assert!(p.capabilities().as_ref().unwrap().bounding().as_ref().unwrap().contains(&Capability::NetRaw));
-        assert_eq!(p.terminal(), &Some(true));
+        assert_eq!(p.terminal(), Some(true));
     }
 
     #[test]
