@@ -213,7 +213,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     // Commands that put a process into a container run from a sealed copy of berth.
     if matches!(cli.cmd, Cmd::Create(_) | Cmd::Run { .. } | Cmd::Exec(_)) {
-        seal::ensure_sealed().context("seal")?;
+        seal::ensure_sealed(&cli.root).context("seal")?;
     }
     let root = StateRoot::new(&cli.root);
     let create_opts = |a: CreateArgs| container::CreateOpts {
