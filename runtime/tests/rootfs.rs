@@ -9,7 +9,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -222,18 +222,27 @@ fn full_setup_from_inside() {
     }));
     let rootfs_path = b.rootfs();
     let bundle = b.dir.clone();
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave_path =
+        fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd())).expect("pty slave path");
+    let slave_rdev = fstat(pty.slave.as_fd()).expect("stat slave").st_rdev;
     let res = in_child(|| {
         let cfg = RootfsConfig {
             spec: &s,
             rootfs: &rootfs_path,
             bundle: &bundle,
             no_pivot: false,
-            console_slave: None,
+            console_slave: Some(&slave_path),
         };
         setup(&cfg)?;
         check(
             std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"),
             "cwd is /",
+        )?;
+        let console = fs::metadata("/dev/console").map_err(|e| format!("/dev/console: {e}"))?;
+        check(
+            console.file_type().is_char_device() && console.rdev() == slave_rdev,
+            "/dev/console is the pty slave",
         )?;
         check(
             fs::metadata("/bin/busybox").is_ok(),
@@ -812,6 +821,10 @@ fn hostile_mounts_fail_clearly() {
             "unknown filesystem type \"nosuchfs\"",
         ),
         (
+            json!({"destination": "/proc", "type": "bind", "source": "/tmp", "options": ["rbind"]}),
+            "not a procfs",
+        ),
+        (
             json!({"destination": "x/relative", "type": "tmpfs"}),
             "absolute",
         ),
@@ -847,4 +860,138 @@ fn hostile_mounts_fail_clearly() {
         }
     }
     assert!(!b.dir.parent().expect("tmp").join("escape").exists());
+}
+
+/// Like `in_child`, but the child enters new user, mount and PID namespaces (root mapped
+/// to root, one id), and the work runs in a grandchild that is PID 1 there.
+fn in_userns_child(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    let (r, w) = pipe().expect("pipe");
+    // SAFETY: as in `in_child`.
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => {
+            drop(r);
+            let res = (|| -> Result<(), String> {
+                unshare(
+                    CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID,
+                )
+                .map_err(|e| format!("unshare: {e}"))?;
+                fs::write("/proc/self/setgroups", "deny").map_err(|e| format!("setgroups: {e}"))?;
+                fs::write("/proc/self/uid_map", "0 0 1").map_err(|e| format!("uid_map: {e}"))?;
+                fs::write("/proc/self/gid_map", "0 0 1").map_err(|e| format!("gid_map: {e}"))?;
+                // SAFETY: single-threaded child; the grandchild runs the closure and _exits.
+                match unsafe { fork() }.map_err(|e| e.to_string())? {
+                    ForkResult::Child => {
+                        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                        let msg = match res {
+                            Ok(Ok(())) => String::new(),
+                            Ok(Err(e)) => e,
+                            Err(_) => "grandchild panicked".to_string(),
+                        };
+                        let mut w = fs::File::from(w.try_clone().expect("dup pipe"));
+                        let _ = w.write_all(msg.as_bytes());
+                        drop(w);
+                        // SAFETY: leave the grandchild at once.
+                        unsafe { libc::_exit(if msg.is_empty() { 0 } else { 1 }) }
+                    }
+                    ForkResult::Parent { child } => {
+                        match waitpid(child, None).map_err(|e| e.to_string())? {
+                            WaitStatus::Exited(_, 0) => Ok(()),
+                            st => Err(format!("grandchild ended with {st:?}")),
+                        }
+                    }
+                }
+            })();
+            let mut w = fs::File::from(w);
+            if let Err(e) = &res {
+                let _ = w.write_all(e.as_bytes());
+            }
+            drop(w);
+            // SAFETY: leave the forked child without running the parent's destructors.
+            unsafe { libc::_exit(if res.is_ok() { 0 } else { 1 }) }
+        }
+        ForkResult::Parent { child } => {
+            drop(w);
+            let mut msg = String::new();
+            fs::File::from(r)
+                .read_to_string(&mut msg)
+                .expect("read pipe");
+            match waitpid(child, None).expect("waitpid") {
+                WaitStatus::Exited(_, 0) if msg.is_empty() => Ok(()),
+                status if msg.is_empty() => Err(format!("child ended with {status:?}")),
+                _ => Err(msg),
+            }
+        }
+    }
+}
+
+#[test]
+fn real_user_namespace_setup() {
+    let b = Bundle::new("realuserns");
+    let hostdata = b.host("hostdata");
+    fs::create_dir_all(&hostdata).expect("hostdata");
+    fs::write(hostdata.join("file"), "hello").expect("file");
+    let s = spec(json!({
+        "root": {"path": "rootfs", "readonly": true},
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755", "size=1m"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["ro", "nosuid", "nodev", "noexec"]},
+            {"destination": "/data", "type": "bind", "source": hostdata, "options": ["rbind", "ro", "nosuid"]},
+        ],
+        "linux": {
+            "namespaces": [{"type": "mount"}, {"type": "user"}, {"type": "pid"}],
+            "uidMappings": [{"containerID": 0, "hostID": 0, "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": 0, "size": 1}],
+            "readonlyPaths": ["/proc/sys"],
+            "maskedPaths": ["/proc/acpi"]
+        }
+    }));
+    let rootfs_path = b.rootfs();
+    let bundle = b.dir.clone();
+    let res = in_userns_child(|| {
+        let cfg = RootfsConfig {
+            spec: &s,
+            rootfs: &rootfs_path,
+            bundle: &bundle,
+            no_pivot: false,
+            console_slave: None,
+        };
+        setup(&cfg)?;
+        check(
+            mount_at("/proc").is_some_and(|m| m.0 == "proc"),
+            "proc mounted in the user namespace",
+        )?;
+        // mknod is refused in a user namespace: the host's nodes are bound instead.
+        check(
+            mount_at("/dev/zero").is_some(),
+            "/dev/zero bound from the host",
+        )?;
+        let md = fs::metadata("/dev/zero").map_err(|e| format!("/dev/zero: {e}"))?;
+        check(
+            md.file_type().is_char_device() && md.rdev() == nix::sys::stat::makedev(1, 5),
+            "/dev/zero is 1:5",
+        )?;
+        check(
+            mount_at("/sys").is_some_and(|m| m.0 == "sysfs"),
+            "/sys is the host's sysfs, bound",
+        )?;
+        // The bind remount kept the flags the kernel locks (relatime) and added ro,nosuid.
+        check(
+            mount_at("/data").is_some_and(|m| m.1.starts_with("ro") && m.1.contains("nosuid")),
+            "bind ro,nosuid in a user namespace",
+        )?;
+        let e = fs::write("/data/new", "x").expect_err("ro bind");
+        check(errno_of(&e) == Errno::EROFS, format!("bind EROFS, got {e}"))?;
+        check(
+            fs::read_dir("/proc/acpi")
+                .map_err(|e| format!("/proc/acpi: {e}"))?
+                .next()
+                .is_none(),
+            "/proc/acpi masked",
+        )?;
+        let e = fs::write("/x", "x").expect_err("ro root");
+        check(errno_of(&e) == Errno::EROFS, format!("root EROFS, got {e}"))
+    });
+    res.expect("inside the user namespace");
 }

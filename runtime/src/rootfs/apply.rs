@@ -183,6 +183,15 @@ fn bind_host_path(
             errno,
         }
     })?;
+    if dest == Path::new("/proc") {
+        let st = nix::sys::statfs::fstatfs(src.as_fd()).map_err(merr(dest, "statfs source"))?;
+        if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+            return Err(RootfsError::InvalidMount {
+                destination: dest.display().to_string(),
+                reason: format!("bind source {} is not a procfs", source.display()),
+            });
+        }
+    }
     let want = if is_dir(src.as_fd()).map_err(merr(dest, "stat source"))? {
         Want::Dir
     } else {

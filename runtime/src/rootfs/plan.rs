@@ -196,6 +196,48 @@ pub fn normalize_container_path(what: &str, path: &Path) -> Result<PathBuf, Root
     Ok(out)
 }
 
+/// Files under /proc that may be mounted over (what lxcfs emulates), as in runc.
+pub const PROC_MOUNTABLE: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/sys/kernel/ns_last_pid",
+    "/proc/sys/crypto/fips_enabled",
+];
+
+/// Nothing but procfs goes at /proc, and nothing goes under it except [`PROC_MOUNTABLE`]
+/// (a bind at /proc is checked to be procfs when applied).
+fn check_proc_destination(
+    dest_str: &str,
+    destination: &Path,
+    kind: &MountKind,
+) -> Result<(), RootfsError> {
+    if !destination.starts_with("/proc") {
+        return Ok(());
+    }
+    if destination == Path::new("/proc") {
+        return match kind {
+            MountKind::Fs { fstype, .. } if fstype != "proc" => Err(RootfsError::InvalidMount {
+                destination: dest_str.to_string(),
+                reason: format!("only procfs can be mounted at /proc, not {fstype:?}"),
+            }),
+            _ => Ok(()),
+        };
+    }
+    if PROC_MOUNTABLE.iter().any(|p| destination == Path::new(p)) {
+        return Ok(());
+    }
+    Err(RootfsError::InvalidMount {
+        destination: dest_str.to_string(),
+        reason: "cannot mount inside /proc".into(),
+    })
+}
+
 fn has_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
     spec.linux()
         .as_ref()
@@ -339,6 +381,7 @@ pub fn plan(cfg: &RootfsConfig) -> Result<Vec<MountOp>, RootfsError> {
                 source,
             }
         };
+        check_proc_destination(&dest_str, &destination, &kind)?;
         if options.tmpcopyup && !matches!(kind, MountKind::Fs { .. }) {
             return Err(RootfsError::InvalidMount {
                 destination: dest_str,
@@ -825,6 +868,16 @@ mod tests {
     }
 
     #[test]
+    fn lxcfs_style_proc_binds_are_allowed() {
+        for p in PROC_MOUNTABLE {
+            let s = spec(
+                json!({"mounts": [{"destination": p, "type": "bind", "source": "/var/lib/lxcfs/proc/x"}]}),
+            );
+            assert!(plan_of(&s, false, None).is_ok(), "{p}");
+        }
+    }
+
+    #[test]
     fn devpts_always_gets_newinstance_and_ptmxmode() {
         let s = spec(
             json!({"mounts": [{"destination": "/dev/pts", "type": "devpts", "options": ["nosuid", "mode=0620"]}]}),
@@ -910,6 +963,18 @@ mod tests {
             (
                 json!({"linux": {"rootfsPropagation": "sideways"}}),
                 "sideways",
+            ),
+            (
+                json!({"mounts": [{"destination": "/proc", "type": "tmpfs"}]}),
+                "only procfs",
+            ),
+            (
+                json!({"mounts": [{"destination": "/proc/sys/kernel/core_pattern", "type": "bind", "source": "/tmp/x"}]}),
+                "inside /proc",
+            ),
+            (
+                json!({"mounts": [{"destination": "/proc/../proc/self", "type": "tmpfs"}]}),
+                "inside /proc",
             ),
             (
                 json!({"linux": {"maskedPaths": ["proc/kcore"]}}),
