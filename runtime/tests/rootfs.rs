@@ -995,3 +995,55 @@ fn real_user_namespace_setup() {
     });
     res.expect("inside the user namespace");
 }
+
+#[test]
+fn tmpcopyup_copies_the_directory_into_the_tmpfs() {
+    let b = Bundle::new("tmpcopyup");
+    let r = b.rootfs();
+    fs::create_dir_all(r.join("data/sub")).expect("data/sub");
+    fs::write(r.join("data/file"), "content").expect("data/file");
+    fs::set_permissions(r.join("data/file"), fs::Permissions::from_mode(0o640)).expect("chmod");
+    fs::write(r.join("data/sub/inner"), "inner").expect("inner");
+    symlink("file", r.join("data/link")).expect("link");
+    std::os::unix::fs::chown(r.join("data/sub"), Some(12), Some(34)).expect("chown");
+    let s = spec(json!({
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "size=1m"]},
+        ],
+    }));
+    let rootfs_path = r.clone();
+    let bundle = b.dir.clone();
+    let res = in_child(|| {
+        let cfg = RootfsConfig {
+            spec: &s,
+            rootfs: &rootfs_path,
+            bundle: &bundle,
+            no_pivot: false,
+            console_slave: None,
+        };
+        setup(&cfg)?;
+        check(
+            mount_at("/data").is_some_and(|m| m.0 == "tmpfs"),
+            "tmpfs at /data",
+        )?;
+        let rd = |p: &str| fs::read_to_string(p).map_err(|e| format!("{p}: {e}"));
+        check(rd("/data/file")? == "content", "file copied")?;
+        check(rd("/data/sub/inner")? == "inner", "nested file copied")?;
+        check(rd("/data/link")? == "content", "symlink copied")?;
+        check(
+            fs::read_link("/data/link").map_err(|e| e.to_string())? == Path::new("file"),
+            "symlink target kept",
+        )?;
+        let md = fs::metadata("/data/file").map_err(|e| e.to_string())?;
+        check(md.permissions().mode() & 0o7777 == 0o640, "mode kept")?;
+        let md = fs::metadata("/data/sub").map_err(|e| e.to_string())?;
+        check((md.uid(), md.gid()) == (12, 34), "owner kept")?;
+        fs::write("/data/new", "x").map_err(|e| format!("tmpfs writable: {e}"))
+    });
+    res.expect("inside the container");
+    assert!(
+        !r.join("data/new").exists(),
+        "writes went to the tmpfs, not the rootfs"
+    );
+}

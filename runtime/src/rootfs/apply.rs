@@ -9,7 +9,7 @@ use libc::c_ulong;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open, openat};
 use nix::mount::{MntFlags, umount2};
-use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat, makedev, mknodat};
+use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat, makedev, mkdirat, mknodat};
 use nix::unistd::{
     Gid, Uid, UnlinkatFlags, chdir, chroot, fchdir, fchownat, pivot_root, symlinkat, unlinkat,
 };
@@ -254,13 +254,17 @@ fn mount_spec(root: BorrowedFd<'_>, m: &PlannedMount) -> Result<()> {
             bind_host_path(root, source, dest, *recursive, &m.options)
         }
         MountKind::Fs { fstype, source } => {
-            if m.options.tmpcopyup {
-                return Err(RootfsError::NotImplemented {
-                    what: format!("mount {}: option \"tmpcopyup\"", dest.display()),
-                });
-            }
             let target =
                 ensure_in_root(root, dest, Want::Dir).map_err(rerr(dest, "create mount point"))?;
+            // tmpcopyup: keep the directory under the mount point open to copy from.
+            let below = if m.options.tmpcopyup {
+                Some(
+                    open_in_root(root, dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                        .map_err(rerr(dest, "open directory for tmpcopyup"))?,
+                )
+            } else {
+                None
+            };
             let data = m.options.data_string();
             sys::mount(
                 Some(source),
@@ -280,11 +284,112 @@ fn mount_spec(root: BorrowedFd<'_>, m: &PlannedMount) -> Result<()> {
                     errno,
                 },
             })?;
+            if let Some(below) = below {
+                let above = open_in_root(root, dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+                    .map_err(rerr(dest, "open tmpfs for tmpcopyup"))?;
+                copy_dir(below.as_fd(), above.as_fd(), 0).map_err(rerr(dest, "tmpcopyup"))?;
+                let st = fstat(below.as_fd()).map_err(rerr(dest, "tmpcopyup"))?;
+                nix::sys::stat::fchmod(
+                    above.as_fd(),
+                    Mode::from_bits_truncate(st.st_mode & 0o7777),
+                )
+                .map_err(rerr(dest, "tmpcopyup chmod"))?;
+                nix::unistd::fchown(
+                    above.as_fd(),
+                    Some(Uid::from_raw(st.st_uid)),
+                    Some(Gid::from_raw(st.st_gid)),
+                )
+                .map_err(rerr(dest, "tmpcopyup chown"))?;
+            }
             let mounted = open_in_root(root, dest, OFlag::O_PATH)
                 .map_err(rerr(dest, "reopen after mount"))?;
             after_mount(mounted.as_fd(), dest, &m.options)
         }
     }
+}
+
+/// Copies the contents of directory `from` into directory `to`, by fd and without
+/// following any symlink: directories, regular files, symlinks and device/fifo nodes,
+/// with their modes and owners.
+fn copy_dir(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    depth: usize,
+) -> std::result::Result<(), Errno> {
+    use nix::fcntl::AtFlags;
+    if depth > 256 {
+        return Err(Errno::ELOOP);
+    }
+    let mut dir = nix::dir::Dir::openat(
+        from,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let names: Vec<std::ffi::CString> = dir
+        .iter()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect();
+    let nofollow = OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    for name in names {
+        let name = name.as_c_str();
+        let st = nix::sys::stat::fstatat(from, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        let mode = Mode::from_bits_truncate(st.st_mode & 0o7777);
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => {
+                mkdirat(to, name, mode)?;
+                let a = openat(
+                    from,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | nofollow,
+                    Mode::empty(),
+                )?;
+                let b = openat(
+                    to,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | nofollow,
+                    Mode::empty(),
+                )?;
+                copy_dir(a.as_fd(), b.as_fd(), depth + 1)?;
+            }
+            libc::S_IFREG => {
+                let a = openat(from, name, OFlag::O_RDONLY | nofollow, Mode::empty())?;
+                let b = openat(
+                    to,
+                    name,
+                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | nofollow,
+                    mode,
+                )?;
+                std::io::copy(&mut std::fs::File::from(a), &mut std::fs::File::from(b))
+                    .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            }
+            libc::S_IFLNK => {
+                let target = nix::fcntl::readlinkat(from, name)?;
+                symlinkat(target.as_os_str(), to, name)?;
+            }
+            kind => match mknodat(to, name, SFlag::from_bits_truncate(kind), mode, st.st_rdev) {
+                Ok(()) => {}
+                // A user namespace cannot mknod: such a node cannot be copied.
+                Err(Errno::EPERM) => continue,
+                Err(e) => return Err(e),
+            },
+        }
+        fchownat(
+            to,
+            name,
+            Some(Uid::from_raw(st.st_uid)),
+            Some(Gid::from_raw(st.st_gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .or_else(|e| if e == Errno::EINVAL { Ok(()) } else { Err(e) })?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+            // Creation applied the umask: set the exact mode (a plain file: nothing to follow).
+            fchmodat(to, name, mode, FchmodatFlags::FollowSymlink)?;
+        }
+    }
+    Ok(())
 }
 
 fn mount_cgroup(
