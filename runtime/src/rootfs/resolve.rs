@@ -134,3 +134,106 @@ pub fn ensure_parent(root: BorrowedFd<'_>, path: &Path) -> Result<(OwnedFd, OsSt
     let parent = path.parent().unwrap_or(Path::new("/"));
     Ok((ensure_in_root(root, parent, Want::Dir)?, name))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::fcntl::open;
+    use std::os::unix::fs::symlink;
+
+    /// A temp dir standing for a rootfs, with a sibling "outside" dir; removed on drop.
+    struct Tree {
+        base: PathBuf,
+    }
+
+    impl Tree {
+        fn new(tag: &str) -> Tree {
+            let base =
+                std::env::temp_dir().join(format!("berth-resolve-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&base);
+            std::fs::create_dir_all(base.join("root/etc")).expect("root");
+            std::fs::create_dir_all(base.join("outside")).expect("outside");
+            Tree { base }
+        }
+        fn root(&self) -> PathBuf {
+            self.base.join("root")
+        }
+        fn fd(&self) -> OwnedFd {
+            open(
+                &self.root(),
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .expect("open root")
+        }
+    }
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.base);
+        }
+    }
+
+    #[test]
+    fn creates_missing_components_inside() {
+        let t = Tree::new("create");
+        let root = t.fd();
+        ensure_in_root(root.as_fd(), Path::new("/a/b/c"), Want::Dir).expect("dirs");
+        assert!(t.root().join("a/b/c").is_dir());
+        ensure_in_root(root.as_fd(), Path::new("/a/f"), Want::File).expect("file");
+        assert!(t.root().join("a/f").is_file());
+        // Existing paths are opened, not recreated.
+        ensure_in_root(root.as_fd(), Path::new("/a/f"), Want::File).expect("again");
+        ensure_in_root(root.as_fd(), Path::new("/"), Want::Dir).expect("root itself");
+    }
+
+    #[test]
+    fn escaping_symlinks_resolve_inside() {
+        let t = Tree::new("escape");
+        let root = t.fd();
+        let outside = t.base.join("outside");
+        symlink(&outside, t.root().join("abs")).expect("abs");
+        symlink("../../../../../../../../outside", t.root().join("rel")).expect("rel");
+        symlink("/nowhere/deeper", t.root().join("dangling")).expect("dangling");
+        for (p, want_inside) in [
+            (
+                "/abs/x",
+                t.root()
+                    .join(outside.strip_prefix("/").expect("abs"))
+                    .join("x"),
+            ),
+            ("/rel/y", t.root().join("outside/y")),
+            ("/dangling/z", t.root().join("nowhere/deeper/z")),
+            ("/../../../outside/w", t.root().join("outside/w")),
+        ] {
+            ensure_in_root(root.as_fd(), Path::new(p), Want::Dir).expect(p);
+            assert!(want_inside.is_dir(), "{p} created at {want_inside:?}");
+        }
+        assert_eq!(
+            std::fs::read_dir(&outside).expect("outside").count(),
+            0,
+            "nothing outside"
+        );
+        // A dangling final symlink to a file is created inside too.
+        symlink("/etc/made", t.root().join("filelink")).expect("filelink");
+        ensure_in_root(root.as_fd(), Path::new("/filelink"), Want::File).expect("file via link");
+        assert!(t.root().join("etc/made").is_file());
+    }
+
+    #[test]
+    fn loops_and_magic_links_are_refused() {
+        let t = Tree::new("loop");
+        let root = t.fd();
+        symlink("b", t.root().join("a")).expect("a");
+        symlink("a", t.root().join("b")).expect("b");
+        assert_eq!(
+            ensure_in_root(root.as_fd(), Path::new("/a/x"), Want::Dir).err(),
+            Some(Errno::ELOOP)
+        );
+        symlink("/proc/self/root", t.root().join("magic")).expect("magic");
+        std::fs::create_dir_all(t.root().join("proc/self")).expect("proc/self");
+        // In the root, /proc/self/root is a plain missing path: created inside, never the host's.
+        ensure_in_root(root.as_fd(), Path::new("/magic/x"), Want::Dir).expect("magic inside");
+        assert!(t.root().join("proc/self/root/x").is_dir());
+    }
+}
