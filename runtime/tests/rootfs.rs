@@ -216,7 +216,7 @@ fn full_setup_from_inside() {
         "linux": {
             "namespaces": [{"type": "mount"}],
             "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 384, "uid": 7, "gid": 8}],
-            "maskedPaths": ["/proc/kcore", "/proc/timer_list", "/proc/acpi", "/secret-file", "/secret-dir", "/does/not/exist"],
+            "maskedPaths": ["/proc/kcore", "/proc/timer_list", "/proc/acpi", "/proc/meminfo", "/proc/fs", "/secret-file", "/secret-dir", "/does/not/exist"],
             "readonlyPaths": ["/proc/sys", "/proc/nonexistent"]
         }
     }));
@@ -359,26 +359,36 @@ fn full_setup_from_inside() {
             "sysfs ro",
         )?;
         // masked
+        // Always present in procfs: asserted; the rest of runc's list when the kernel has them.
         check(
-            fs::read_to_string("/proc/timer_list")
-                .map_err(|e| format!("/proc/timer_list: {e}"))?
+            fs::read_to_string("/proc/meminfo")
+                .map_err(|e| format!("/proc/meminfo: {e}"))?
                 .is_empty(),
-            "/proc/timer_list reads empty",
+            "/proc/meminfo reads empty",
         )?;
         check(
-            fs::read_dir("/proc/acpi")
-                .map_err(|e| format!("/proc/acpi: {e}"))?
+            fs::read_dir("/proc/fs")
+                .map_err(|e| format!("/proc/fs: {e}"))?
                 .next()
                 .is_none(),
-            "/proc/acpi is empty",
+            "/proc/fs is an empty dir",
         )?;
-        if Path::new("/proc/kcore").exists() {
-            check(
-                fs::read_to_string("/proc/kcore")
-                    .map_err(|e| format!("/proc/kcore: {e}"))?
-                    .is_empty(),
-                "/proc/kcore reads empty",
-            )?;
+        let e = fs::create_dir("/proc/fs/x").expect_err("masked dir is read-only");
+        check(
+            errno_of(&e) == Errno::EROFS,
+            format!("masked /proc/fs EROFS, got {e}"),
+        )?;
+        for p in ["/proc/kcore", "/proc/timer_list"] {
+            if Path::new(p).exists() {
+                let content = fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?;
+                check(content.is_empty(), format!("{p} reads empty"))?;
+            }
+        }
+        if Path::new("/proc/acpi").exists() {
+            let n = fs::read_dir("/proc/acpi")
+                .map_err(|e| format!("/proc/acpi: {e}"))?
+                .count();
+            check(n == 0, "/proc/acpi is empty")?;
         }
         check(
             fs::read_to_string("/secret-file")
@@ -944,7 +954,7 @@ fn real_user_namespace_setup() {
             "uidMappings": [{"containerID": 0, "hostID": 0, "size": 1}],
             "gidMappings": [{"containerID": 0, "hostID": 0, "size": 1}],
             "readonlyPaths": ["/proc/sys"],
-            "maskedPaths": ["/proc/acpi"]
+            "maskedPaths": ["/proc/fs"]
         }
     }));
     let rootfs_path = b.rootfs();
@@ -984,11 +994,11 @@ fn real_user_namespace_setup() {
         let e = fs::write("/data/new", "x").expect_err("ro bind");
         check(errno_of(&e) == Errno::EROFS, format!("bind EROFS, got {e}"))?;
         check(
-            fs::read_dir("/proc/acpi")
-                .map_err(|e| format!("/proc/acpi: {e}"))?
+            fs::read_dir("/proc/fs")
+                .map_err(|e| format!("/proc/fs: {e}"))?
                 .next()
                 .is_none(),
-            "/proc/acpi masked",
+            "/proc/fs masked",
         )?;
         let e = fs::write("/x", "x").expect_err("ro root");
         check(errno_of(&e) == Errno::EROFS, format!("root EROFS, got {e}"))
