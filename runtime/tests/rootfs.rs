@@ -1057,3 +1057,89 @@ fn tmpcopyup_copies_the_directory_into_the_tmpfs() {
         "writes went to the tmpfs, not the rootfs"
     );
 }
+
+#[test]
+fn cgroup_mount_with_cgroup_namespace() {
+    let b = Bundle::new("cgroupns");
+    let s = spec(json!({
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        ],
+        "linux": {"namespaces": [{"type": "mount"}, {"type": "cgroup"}]}
+    }));
+    let host_v2 = mount_at("/sys/fs/cgroup").is_some_and(|m| m.0 == "cgroup2");
+    let rootfs_path = b.rootfs();
+    let bundle = b.dir.clone();
+    let res = in_child(|| {
+        unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("unshare cgroup: {e}"))?;
+        let cfg = RootfsConfig {
+            spec: &s,
+            rootfs: &rootfs_path,
+            bundle: &bundle,
+            no_pivot: false,
+            console_slave: None,
+        };
+        setup(&cfg)?;
+        if host_v2 {
+            return check(
+                mount_at("/sys/fs/cgroup").is_some_and(|m| m.0 == "cgroup2"),
+                "cgroup2 mounted",
+            );
+        }
+        // Fresh hierarchies: their root is the namespace root, "/".
+        let mi = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+        let memory = mi
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup/memory"))
+            .ok_or("memory hierarchy mounted")?;
+        check(memory.contains(" - cgroup "), "memory is a cgroup v1 mount")?;
+        check(
+            memory.split(' ').nth(3) == Some("/"),
+            "memory mounted at its namespace root",
+        )?;
+        check(
+            mount_at("/sys/fs/cgroup/unified").is_some_and(|m| m.0 == "cgroup2"),
+            "unified hierarchy mounted",
+        )?;
+        check(
+            mount_at("/sys/fs/cgroup").is_some_and(|m| m.1.starts_with("ro")),
+            "cgroup tmpfs read-only",
+        )
+    });
+    res.expect("inside the container");
+}
+
+#[test]
+fn rootfs_propagation_shared_is_applied_after_pivot() {
+    let b = Bundle::new("propagation");
+    let s = spec(json!({
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+        "linux": {"namespaces": [{"type": "mount"}], "rootfsPropagation": "shared"}
+    }));
+    let rootfs_path = b.rootfs();
+    let bundle = b.dir.clone();
+    let res = in_child(|| {
+        let cfg = RootfsConfig {
+            spec: &s,
+            rootfs: &rootfs_path,
+            bundle: &bundle,
+            no_pivot: false,
+            console_slave: None,
+        };
+        setup(&cfg)?;
+        let mi = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+        let root = mi
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .ok_or("no / in mountinfo")?;
+        check(root.contains(" shared:"), format!("/ is shared: {root}"))
+    });
+    res.expect("inside the container");
+    assert!(
+        !host_mount_points()
+            .iter()
+            .any(|m| m.starts_with(&b.dir.display().to_string()))
+    );
+}
