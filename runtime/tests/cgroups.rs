@@ -360,3 +360,96 @@ fn manager_from_state_json_finds_the_same_cgroup() {
     let again: Manager = serde_json::from_str(&json).expect("deserialize");
     assert_eq!(again.pids().expect("pids"), vec![pid]);
 }
+
+/// The pure-v2 code paths (cgroup.freeze, v2 pids and stats, the device filter
+/// through `apply`, the `unified` map, subtree_control delegation), run for
+/// real by viewing only this host's cgroup2 mount, as a pure v2 host shows it.
+#[test]
+fn v2_paths_on_the_unified_hierarchy() {
+    use berth_runtime::cgroups::{CgroupPath, Layout};
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let only_v2: String = mountinfo
+        .lines()
+        .filter(|l| l.contains(" - cgroup2 "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!only_v2.is_empty(), "this test needs a cgroup2 mount");
+    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").expect("proc cgroup");
+    let layout = Layout::parse(&only_v2, &proc_cgroup).expect("layout");
+    assert_eq!(layout.mode(), Mode::Unified);
+    let (mnt, _) = layout.v2.clone().expect("v2 mount");
+    let controllers = read(&mnt.join("cgroup.controllers"))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let path = CgroupPath::parse(&format!("/berth-test/v2-{}", std::process::id())).expect("path");
+    let m = Manager::from_layout(&layout, &path, controllers);
+    let mut cg = Cg {
+        m,
+        children: Vec::new(),
+    };
+    cg.m.create().expect("create");
+    let dir = cg.m.v2_dir().expect("v2 dir").to_path_buf();
+    assert_eq!(cg.m.dirs(), vec![dir.as_path()]);
+
+    let mut json = String::from(
+        r#"{"unified": {"cgroup.max.descendants": "5"},
+            "devices": [{"allow": false, "access": "rwm"},
+                        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}]"#,
+    );
+    let has_huge = read(&mnt.join("cgroup.controllers")).contains("hugetlb");
+    if has_huge {
+        json.push_str(r#", "hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]"#);
+    }
+    json.push('}');
+    cg.m.apply(&res(&json)).expect("apply on v2");
+    assert_eq!(read(&dir.join("cgroup.max.descendants")), "5");
+    if has_huge {
+        assert_eq!(read(&dir.join("hugetlb.2MB.max")), "2097152");
+    }
+    assert_eq!(devices::attached_count(&dir).expect("query"), 1);
+
+    let i = cg.run(
+        "i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; \
+         head -c 1 /dev/zero > /dev/null 2>&1 || echo zero-denied; echo ready; exec sleep 1000",
+    );
+    let pid = cg.children[i].id() as i32;
+    // Wait until the child has done its work, reading up to its "ready" line.
+    let mut out = String::new();
+    {
+        use std::io::BufRead;
+        let stdout = cg.children[i].stdout.as_mut().expect("piped stdout");
+        let mut lines = std::io::BufReader::new(stdout);
+        while !out.contains("ready") {
+            let n = lines.read_line(&mut out).expect("read child");
+            assert!(n > 0, "child ended early: {out:?}");
+        }
+    }
+    assert!(out.contains("zero-denied"), "{out:?}");
+    assert_eq!(cg.m.pids().expect("pids"), vec![pid]);
+    cg.m.freeze().expect("freeze via cgroup.freeze");
+    assert!(cg.m.is_frozen().expect("frozen?"));
+    assert!(read(&dir.join("cgroup.events")).contains("frozen 1"));
+    cg.m.thaw().expect("thaw");
+    assert!(!cg.m.is_frozen().expect("frozen?"));
+    let stats = cg.m.stats().expect("v2 stats");
+    assert!(stats.cpu.usage.total > 0, "{:?}", stats.cpu);
+    assert!(
+        cg.m.oom_kill_count().is_err() || controllers_have(&mnt, "memory"),
+        "OOM counts need the memory controller"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    cg.wait(i);
+    cg.m.destroy().expect("destroy");
+    assert!(!dir.exists());
+}
+
+fn controllers_have(mnt: &Path, c: &str) -> bool {
+    read(&mnt.join("cgroup.controllers"))
+        .split_whitespace()
+        .any(|x| x == c)
+}
