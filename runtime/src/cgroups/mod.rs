@@ -337,6 +337,15 @@ impl Manager {
         Ok(())
     }
 
+    /// Writes new limits to a running container (`berth update`): as
+    /// [`Manager::apply`], but device rules are left as they are, as runc's
+    /// update does (rewriting a v1 list would briefly deny every device).
+    pub fn update(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        let mut r = resources.clone();
+        r.set_devices(None);
+        self.apply(&r)
+    }
+
     fn target_dir(&self, target: &plan::Target, field: &'static str) -> Result<&Path> {
         let dir = match target {
             plan::Target::V1(c) => self.v1_dir(c),
