@@ -211,6 +211,7 @@ fn memory_limit_oom_kills_and_is_counted() {
     cg.m.apply(&res(r#"{"memory": {"limit": 16777216}}"#))
         .expect("apply");
     assert_eq!(cg.m.oom_kill_count().expect("oom count"), 0);
+    let watch = cg.m.oom_watch().expect("oom watch");
     let i = cg.run("x=$(head -c 200m /dev/zero | tr '\\0' a); echo survived");
     let (status, out, _) = cg.wait(i);
     assert!(!out.contains("survived"), "the allocation was not stopped");
@@ -220,6 +221,14 @@ fn memory_limit_oom_kills_and_is_counted() {
         "no oom_kill counted"
     );
     assert!(cg.m.stats().expect("stats").memory.usage.failcnt > 0);
+    // The watch fires (poll first, so a broken watch fails instead of hanging).
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&watch),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16)).expect("poll");
+    assert_eq!(ready, 1, "no OOM notification");
+    watch.wait().expect("consume notification");
 }
 
 #[test]

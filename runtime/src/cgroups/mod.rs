@@ -567,6 +567,102 @@ impl Manager {
     }
 }
 
+/// A file descriptor that becomes readable when the cgroup may have had an OOM
+/// event (v1: an eventfd registered on `memory.oom_control`; v2: inotify on
+/// `memory.events`). After a wake-up, compare [`Manager::oom_kill_count`].
+#[derive(Debug)]
+pub struct OomWatch {
+    fd: std::os::fd::OwnedFd,
+    /// v1: the oom_control file must stay open for the registration to live.
+    _control: Option<std::fs::File>,
+}
+
+impl std::os::fd::AsFd for OomWatch {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl OomWatch {
+    /// Blocks until the next notification and consumes it. On v1 the kernel
+    /// also signals when the cgroup is removed.
+    pub fn wait(&self) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: reads into a buffer we own, of the length given.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n >= 0 {
+                return Ok(());
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+fn owned(fd: libc::c_int, what: &'static str, path: &Path) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if fd < 0 {
+        return Err(io(what, path)(std::io::Error::last_os_error()));
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+impl Manager {
+    /// Starts watching the cgroup for OOM events.
+    pub fn oom_watch(&self) -> Result<OomWatch> {
+        use std::os::fd::AsRawFd;
+        if let Some(d) = self.v1_dir("memory") {
+            let control_path = d.join("memory.oom_control");
+            let control = std::fs::File::open(&control_path).map_err(io("open", &control_path))?;
+            // SAFETY: eventfd(2) takes no pointers.
+            let efd = owned(
+                unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) },
+                "eventfd for",
+                &control_path,
+            )?;
+            let ec = d.join("cgroup.event_control");
+            std::fs::write(&ec, format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()))
+                .map_err(io("write", &ec))?;
+            return Ok(OomWatch {
+                fd: efd,
+                _control: Some(control),
+            });
+        }
+        match &self.v2 {
+            Some(d) if self.v2_controllers.contains("memory") => {
+                let events = d.join("memory.events");
+                let cpath = std::ffi::CString::new(events.as_os_str().as_encoded_bytes())
+                    .map_err(|_| io("watch", &events)(ErrorKind::InvalidInput.into()))?;
+                // SAFETY: inotify_init1(2) takes no pointers.
+                let ifd = owned(
+                    unsafe { libc::inotify_init1(libc::IN_CLOEXEC) },
+                    "inotify for",
+                    &events,
+                )?;
+                // SAFETY: cpath is a valid NUL-terminated path for the call's duration.
+                let wd = unsafe {
+                    libc::inotify_add_watch(ifd.as_raw_fd(), cpath.as_ptr(), libc::IN_MODIFY)
+                };
+                if wd < 0 {
+                    return Err(io("watch", &events)(std::io::Error::last_os_error()));
+                }
+                Ok(OomWatch {
+                    fd: ifd,
+                    _control: None,
+                })
+            }
+            _ => Err(CgroupError::Unimplemented(
+                "OOM events without a memory controller",
+            )),
+        }
+    }
+}
+
 /// Whether systemd runs as the init system (its documented check:
 /// `/run/systemd/system` is a directory).
 pub fn systemd_running(marker: &Path) -> bool {
