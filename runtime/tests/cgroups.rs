@@ -282,6 +282,13 @@ fn hugetlb_limit_lands_on_its_hierarchy() {
         }
     };
     assert_eq!(read(&file), "4194304");
+    let rsvd = file.with_file_name(match cg.m.v1_dir("hugetlb") {
+        Some(_) => "hugetlb.2MB.rsvd.limit_in_bytes",
+        None => "hugetlb.2MB.rsvd.max",
+    });
+    if rsvd.exists() {
+        assert_eq!(read(&rsvd), "4194304");
+    }
     if is_hybrid(&cg.m) && cg.m.v1_dir("hugetlb").is_none() {
         let parent = cg.m.v2_dir().and_then(Path::parent).expect("parent");
         assert!(read(&parent.join("cgroup.subtree_control")).contains("hugetlb"));

@@ -325,6 +325,17 @@ impl Manager {
                     let dir = self.target_dir(&target, field)?;
                     write_field(&dir.join(&file), &value, field)?;
                 }
+                plan::Op::WriteIfPresent {
+                    target,
+                    file,
+                    value,
+                    field,
+                } => {
+                    let path = self.target_dir(&target, field)?.join(&file);
+                    if path.exists() {
+                        write_field(&path, &value, field)?;
+                    }
+                }
                 plan::Op::V1MemoryAndSwap { limit, swap } => {
                     self.v1_memory_and_swap(limit, swap)?
                 }

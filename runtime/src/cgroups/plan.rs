@@ -34,6 +34,17 @@ pub enum Op {
         /// The spec field this comes from, for error messages.
         field: &'static str,
     },
+    /// As `Write`, skipped when the kernel has no such file.
+    WriteIfPresent {
+        /// Which hierarchy.
+        target: Target,
+        /// The file name inside the cgroup directory.
+        file: String,
+        /// What to write.
+        value: String,
+        /// The spec field this comes from, for error messages.
+        field: &'static str,
+    },
     /// v1 memory limit and memory+swap limit: their order depends on the
     /// current values (the kernel refuses memsw below the memory limit).
     V1MemoryAndSwap {
@@ -281,11 +292,24 @@ pub fn plan(r: &LinuxResources, avail: &Available) -> Result<Vec<Op>, PlanError>
                 format!("invalid page size {:?}", h.page_size()),
             ));
         }
-        let file = match t {
-            Target::V1(_) => format!("hugetlb.{}.limit_in_bytes", h.page_size()),
-            Target::V2 => format!("hugetlb.{}.max", h.page_size()),
+        let (file, rsvd) = match t {
+            Target::V1(_) => (
+                format!("hugetlb.{}.limit_in_bytes", h.page_size()),
+                format!("hugetlb.{}.rsvd.limit_in_bytes", h.page_size()),
+            ),
+            Target::V2 => (
+                format!("hugetlb.{}.max", h.page_size()),
+                format!("hugetlb.{}.rsvd.max", h.page_size()),
+            ),
         };
         p.w(&t, file, max_or(h.limit()), field);
+        // Reservations count against the limit too where the kernel has them (5.7+).
+        p.ops.push(Op::WriteIfPresent {
+            target: t.clone(),
+            file: rsvd,
+            value: max_or(h.limit()),
+            field,
+        });
     }
     if let Some(net) = r.network() {
         if let Some(class) = net.class_id() {
@@ -727,6 +751,12 @@ mod tests {
                     file,
                     value,
                     ..
+                }
+                | Op::WriteIfPresent {
+                    target,
+                    file,
+                    value,
+                    ..
                 } => Some((
                     match target {
                         Target::V1(c) => c.to_string(),
@@ -799,6 +829,7 @@ mod tests {
                 w("blkio", "blkio.weight", "500"),
                 w("blkio", "blkio.throttle.read_bps_device", "8:0 1000"),
                 w("v2", "hugetlb.2MB.max", "4194304"),
+                w("v2", "hugetlb.2MB.rsvd.max", "4194304"),
                 w("devices", "devices.deny", "a *:* rwm"),
                 w("devices", "devices.allow", "c 1:3 rw"),
             ]
@@ -834,6 +865,7 @@ mod tests {
                 w("v2", "io.weight", "8:0 10000"),
                 w("v2", "io.max", "8:16 wiops=max"),
                 w("v2", "hugetlb.1GB.max", "max"),
+                w("v2", "hugetlb.1GB.rsvd.max", "max"),
                 w("v2", "cgroup.max.depth", "3"),
                 w("v2", "memory.oom.group", "1"),
             ]
