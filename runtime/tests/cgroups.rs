@@ -165,6 +165,68 @@ fn apply_memory_pids_cpu_and_read_back() {
         .expect("unlimited memory");
 }
 
+/// The major:minor of a whole disk of this host.
+fn a_block_device() -> (i64, i64) {
+    for e in std::fs::read_dir("/sys/block")
+        .expect("/sys/block")
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("loop") || name.starts_with("ram") {
+            continue;
+        }
+        let dev = read(&e.path().join("dev"));
+        if let Some((a, b)) = dev.split_once(':') {
+            return (a.parse().expect("major"), b.parse().expect("minor"));
+        }
+    }
+    panic!("no block device in /sys/block for the blkio test");
+}
+
+#[test]
+fn blkio_throttle_and_weight() {
+    let cg = Cg::new("blkio");
+    let (maj, min) = a_block_device();
+    cg.m.apply(&res(&format!(
+        r#"{{"blockIO": {{"throttleReadBpsDevice": [{{"major": {maj}, "minor": {min}, "rate": 1048576}}],
+             "throttleWriteIOPSDevice": [{{"major": {maj}, "minor": {min}, "rate": 100}}]}}}}"#
+    )))
+    .expect("apply throttles");
+    if let Some(d) = cg.m.v1_dir("blkio") {
+        assert_eq!(
+            read(&d.join("blkio.throttle.read_bps_device")),
+            format!("{maj}:{min} 1048576")
+        );
+        assert_eq!(
+            read(&d.join("blkio.throttle.write_iops_device")),
+            format!("{maj}:{min} 100")
+        );
+    } else {
+        let io = read(&cg.m.v2_dir().expect("v2").join("io.max"));
+        assert!(io.contains(&format!("{maj}:{min} rbps=1048576")), "{io}");
+    }
+    // The weight needs CFQ or BFQ: written where the host has it, else refused by name.
+    match cg.m.apply(&res(r#"{"blockIO": {"weight": 500}}"#)) {
+        Ok(()) => {
+            let d = cg.m.v1_dir("blkio").or(cg.m.v2_dir()).expect("dir");
+            let found = [
+                "blkio.weight",
+                "blkio.bfq.weight",
+                "io.bfq.weight",
+                "io.weight",
+            ]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(d.join(f)).ok())
+            .any(|v| v.contains("500") || v.contains("4950"));
+            assert!(found, "weight not written");
+        }
+        Err(e) => assert!(
+            e.to_string().contains("linux.resources.blockIO.weight"),
+            "{e}"
+        ),
+    }
+}
+
 #[test]
 fn value_the_host_refuses_names_the_field() {
     let cg = Cg::new("refuse");

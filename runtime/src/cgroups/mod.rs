@@ -336,6 +336,21 @@ impl Manager {
                         write_field(&path, &value, field)?;
                     }
                 }
+                plan::Op::WriteFirstPresent {
+                    target,
+                    choices,
+                    field,
+                } => {
+                    let dir = self.target_dir(&target, field)?;
+                    let Some((file, value)) = choices.iter().find(|(f, _)| dir.join(f).exists())
+                    else {
+                        return Err(CgroupError::NotSupported {
+                            field,
+                            path: dir.join(&choices[0].0),
+                        });
+                    };
+                    write_field(&dir.join(file), value, field)?;
+                }
                 plan::Op::V1MemoryAndSwap { limit, swap } => {
                     self.v1_memory_and_swap(limit, swap)?
                 }

@@ -45,6 +45,15 @@ pub enum Op {
         /// The spec field this comes from, for error messages.
         field: &'static str,
     },
+    /// Writes the first (file, value) whose file exists; none is an error.
+    WriteFirstPresent {
+        /// Which hierarchy.
+        target: Target,
+        /// Candidate files with their values, in order of preference.
+        choices: Vec<(String, String)>,
+        /// The spec field this comes from, for error messages.
+        field: &'static str,
+    },
     /// v1 memory limit and memory+swap limit: their order depends on the
     /// current values (the kernel refuses memsw below the memory limit).
     V1MemoryAndSwap {
@@ -637,7 +646,15 @@ fn blkio(p: &mut Plan, r: &LinuxResources, avail: &Available) -> Result<(), Plan
     match t {
         Target::V1(_) => {
             if let Some(w) = b.weight().filter(|&w| w != 0) {
-                p.w(&t, "blkio.weight", w, "blockIO.weight");
+                // Kernels with BFQ instead of CFQ only have blkio.bfq.weight.
+                p.ops.push(Op::WriteFirstPresent {
+                    target: t.clone(),
+                    choices: vec![
+                        ("blkio.weight".into(), w.to_string()),
+                        ("blkio.bfq.weight".into(), w.to_string()),
+                    ],
+                    field: "blockIO.weight",
+                });
             }
             if let Some(w) = b.leaf_weight().filter(|&w| w != 0) {
                 p.w(&t, "blkio.leaf_weight", w, "blockIO.leafWeight");
@@ -670,12 +687,18 @@ fn blkio(p: &mut Plan, r: &LinuxResources, avail: &Available) -> Result<(), Plan
         }
         Target::V2 => {
             if let Some(w) = b.weight().filter(|&w| w != 0) {
-                p.w(
-                    &t,
-                    "io.weight",
-                    format!("default {}", blkio_to_io_weight(w)),
-                    "blockIO.weight",
-                );
+                // As runc: BFQ takes the v1 weight as it is, io.weight the converted one.
+                p.ops.push(Op::WriteFirstPresent {
+                    target: t.clone(),
+                    choices: vec![
+                        ("io.bfq.weight".into(), w.to_string()),
+                        (
+                            "io.weight".into(),
+                            format!("default {}", blkio_to_io_weight(w)),
+                        ),
+                    ],
+                    field: "blockIO.weight",
+                });
             }
             if b.leaf_weight().is_some_and(|w| w != 0) {
                 return Err(PlanError::Unsupported {
@@ -764,6 +787,16 @@ mod tests {
                     },
                     file.clone(),
                     value.clone(),
+                )),
+                Op::WriteFirstPresent {
+                    target, choices, ..
+                } => Some((
+                    match target {
+                        Target::V1(c) => c.to_string(),
+                        Target::V2 => "v2".to_string(),
+                    },
+                    choices[0].0.clone(),
+                    choices[0].1.clone(),
                 )),
                 _ => None,
             })
@@ -861,7 +894,7 @@ mod tests {
                 w("v2", "cpu.max.burst", "5"),
                 w("v2", "cpu.idle", "0"),
                 w("v2", "pids.max", "max"),
-                w("v2", "io.weight", "default 1"),
+                w("v2", "io.bfq.weight", "10"),
                 w("v2", "io.weight", "8:0 10000"),
                 w("v2", "io.max", "8:16 wiops=max"),
                 w("v2", "hugetlb.1GB.max", "max"),
