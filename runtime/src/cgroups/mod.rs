@@ -10,6 +10,8 @@
 //! [`devices`], statistics in [`stats`], and `berth update`'s flags in [`update`].
 //! Reference: runtime-spec `config-linux.md` "Control groups".
 
+#![warn(missing_docs)]
+
 pub mod devices;
 pub mod layout;
 pub mod plan;
@@ -346,7 +348,7 @@ impl Manager {
                     else {
                         return Err(CgroupError::NotSupported {
                             field,
-                            path: dir.join(&choices[0].0),
+                            path: dir.join(choices.first().map_or("", |c| c.0.as_str())),
                         });
                     };
                     write_field(&dir.join(file), value, field)?;
