@@ -188,7 +188,12 @@ pub fn create(root: &StateRoot, o: &CreateOpts) -> Result<ContainerState, Error>
     };
     let linux = bundle.spec.linux().as_ref().expect("validated");
     let cg_path = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned());
-    let cgroup = Manager::new(cg_path.as_deref(), id).map_err(|source| Error::Cgroup {
+    let cgroup = if o.systemd_cgroup {
+        Manager::new_systemd(cg_path.as_deref(), id)
+    } else {
+        Manager::new(cg_path.as_deref(), id)
+    }
+    .map_err(|source| Error::Cgroup {
         id: id.to_string(),
         source,
     })?;
@@ -237,6 +242,7 @@ pub fn create(root: &StateRoot, o: &CreateOpts) -> Result<ContainerState, Error>
 
     let plan = namespaces::plan(linux);
     let (parent, child) = sync::pair().map_err(|e| setup(id, e))?;
+    let lock_fd = guard.locked.as_ref().expect("armed").lock_fd();
     let stage1 = {
         let child = &child;
         let bundle: &Bundle = &bundle;
@@ -244,6 +250,8 @@ pub fn create(root: &StateRoot, o: &CreateOpts) -> Result<ContainerState, Error>
         let console = console.as_ref();
         let plan = &plan;
         init::fork_child(child, move || {
+            // SAFETY: closes this child's copy of the state lock; the parent keeps its own.
+            unsafe { libc::close(lock_fd) };
             init::stage1(
                 init::Stage1 {
                     plan,

@@ -37,8 +37,8 @@ struct Cli {
     #[arg(long, global = true, hide = true)]
     criu: Option<String>,
     /// Accepted for runc compatibility ("auto", "true", "false").
-    #[arg(long, global = true, hide = true)]
-    rootless: Option<String>,
+    #[arg(long = "rootless", id = "global_rootless", global = true, hide = true)]
+    global_rootless: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -69,6 +69,14 @@ struct CreateArgs {
     /// Pass this many extra file descriptors (from 3) to the container.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: u32,
+    /// Container id.
+    id: String,
+}
+
+#[derive(clap::Args)]
+struct UpdateCmd {
+    #[command(flatten)]
+    args: berth_runtime::cgroups::update::Args,
     /// Container id.
     id: String,
 }
@@ -147,7 +155,7 @@ enum Cmd {
         id: String,
     },
     /// Change a container's resource limits.
-    Update(Box<berth_runtime::cgroups::update::Args>),
+    Update(Box<UpdateCmd>),
     /// Print the features this runtime supports (runtime-spec features.md).
     Features,
     /// Write a default config.json.
@@ -265,7 +273,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             interval,
             id,
         } => run::events(&root, &id, stats, &interval)?,
-        Cmd::Update(a) => run::update(&root, *a)?,
+        Cmd::Update(a) => run::update(&root, &a.id, &a.args)?,
         Cmd::Features => println!("{}", serde_json::to_string_pretty(&specgen::features())?),
         Cmd::Spec { bundle, rootless } => {
             let path = bundle.join("config.json");

@@ -517,16 +517,16 @@ pub fn events(root: &StateRoot, id: &str, once: bool, interval: &str) -> Result<
 }
 
 /// `berth update`.
-pub fn update(root: &StateRoot, a: berth_runtime::cgroups::update::Args) -> Result<()> {
-    let locked = root.lock(&a.id)?;
+pub fn update(root: &StateRoot, id: &str, a: &berth_runtime::cgroups::update::Args) -> Result<()> {
+    let locked = root.lock(id)?;
     let mut st = locked.load()?;
     if st.live_status(&locked.dir) == Status::Stopped {
-        bail!("container {} is stopped: nothing to update", a.id);
+        bail!("container {id} is stopped: nothing to update");
     }
     let mut linux = st.config.linux().clone().context("container has no linux section")?;
     let current = linux.resources().clone().unwrap_or_default();
-    let new = berth_runtime::cgroups::update::resources(&a, &current)?;
-    st.cgroup.apply(&new)?;
+    let new = berth_runtime::cgroups::update::resources(a, &current)?;
+    st.cgroup.update(&new)?;
     linux.set_resources(Some(new));
     st.config.set_linux(Some(linux));
     locked.save(&st)?;

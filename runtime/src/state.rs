@@ -329,6 +329,12 @@ impl StateRoot {
 }
 
 impl Locked {
+    /// The descriptor holding the lock. A forked child must close it, or it would keep
+    /// the container locked for as long as it lives.
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        self._lock.as_raw_fd()
+    }
+
     /// Reads the state of the locked container.
     pub fn load(&self) -> Result<ContainerState> {
         load_from(&self.id, &self.dir)

@@ -852,34 +852,3 @@ mod tests {
     }
 }
 
-/// Resource usage, as runc's `events --stats` prints it (SCAFFOLD).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Stats {}
-
-impl Manager {
-    /// Current resource usage.
-    pub fn stats(&self) -> Result<Stats> {
-        Err(CgroupError::Unimplemented("stats"))
-    }
-    /// How many times the OOM killer has killed in this cgroup.
-    pub fn oom_kill_count(&self) -> Result<u64> {
-        Err(CgroupError::Unimplemented("oom_kill_count"))
-    }
-}
-
-/// `berth update` (SCAFFOLD).
-pub mod update {
-    /// Flags of `berth update`.
-    #[derive(clap::Args, Debug)]
-    pub struct Args {
-        /// Container id.
-        pub id: String,
-    }
-    /// The resources after applying the flags to `current`.
-    pub fn resources(
-        _args: &Args,
-        _current: &oci_spec::runtime::LinuxResources,
-    ) -> Result<oci_spec::runtime::LinuxResources, super::CgroupError> {
-        Err(super::CgroupError::Unimplemented("update"))
-    }
-}
