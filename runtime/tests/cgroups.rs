@@ -543,7 +543,7 @@ fn update_changes_limits_and_keeps_device_rules() {
     let args = update::Args {
         memory: Some("64m".into()),
         pids_limit: Some(20),
-        container_id: "update".into(),
+        id: "update".into(),
         ..Default::default()
     };
     let new = update::merge(&args, None, &current).expect("merge");
