@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what berth's tests need on a fresh Debian machine (as root). Idempotent: it
+# only calls apt-get when a package is missing.
+set -euo pipefail
+
+pkgs=(
+  busybox-static               # image and bundle contents
+  runc crun                    # peer runtimes for the conformance suite and benchmarks
+  containerd                   # drop-in and interop checks
+  docker-registry              # a real registry on 127.0.0.1
+  skopeo umoci                 # independent checks of our OCI image layouts
+  containernetworking-plugins  # CNI
+  iptables
+  libseccomp-dev pkg-config    # the libseccomp crate links libseccomp
+  jq procps psmisc
+  python3 python3-pip
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
