@@ -37,7 +37,7 @@ struct Cli {
     #[arg(long, global = true, hide = true)]
     criu: Option<String>,
     /// Accepted for runc compatibility ("auto", "true", "false").
-    #[arg(long = "rootless", id = "global_rootless", global = true, hide = true)]
+    #[arg(long = "rootless", id = "global_rootless", hide = true)]
     global_rootless: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
@@ -69,14 +69,6 @@ struct CreateArgs {
     /// Pass this many extra file descriptors (from 3) to the container.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: u32,
-    /// Container id.
-    id: String,
-}
-
-#[derive(clap::Args)]
-struct UpdateCmd {
-    #[command(flatten)]
-    args: berth_runtime::cgroups::update::Args,
     /// Container id.
     id: String,
 }
@@ -155,7 +147,7 @@ enum Cmd {
         id: String,
     },
     /// Change a container's resource limits.
-    Update(Box<UpdateCmd>),
+    Update(Box<berth_runtime::cgroups::update::Args>),
     /// Print the features this runtime supports (runtime-spec features.md).
     Features,
     /// Write a default config.json.
@@ -273,7 +265,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             interval,
             id,
         } => run::events(&root, &id, stats, &interval)?,
-        Cmd::Update(a) => run::update(&root, &a.id, &a.args)?,
+        Cmd::Update(a) => run::update(&root, &a.id, &a)?,
         Cmd::Features => println!("{}", serde_json::to_string_pretty(&specgen::features())?),
         Cmd::Spec { bundle, rootless } => {
             let path = bundle.join("config.json");
@@ -325,3 +317,31 @@ fn list(root: &StateRoot, format: &str, quiet: bool) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn runc_style_invocations_parse() {
+        for args in [
+            &["berth", "--root", "/r", "--log", "/l", "--log-format", "json", "create", "--bundle", "/b", "--pid-file", "/p", "c1"][..],
+            &["berth", "--rootless", "false", "run", "-d", "-b", "/b", "c1"],
+            &["berth", "kill", "--all", "c1", "KILL"],
+            &["berth", "exec", "-t", "-e", "A=1", "c1", "sh", "-c", "echo"],
+            &["berth", "spec", "--rootless", "-b", "/b"],
+            &["berth", "update", "--memory", "512m", "c1"],
+            &["berth", "events", "--stats", "c1"],
+            &["berth", "ps", "-f", "json", "c1"],
+        ] {
+            Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
+}
+

@@ -543,7 +543,7 @@ fn update_changes_limits_and_keeps_device_rules() {
     let args = update::Args {
         memory: Some("64m".into()),
         pids_limit: Some(20),
-        container_id: "update".into(),
+        id: "update".into(),
         ..Default::default()
     };
     let new = update::merge(&args, None, &current).expect("merge");
@@ -560,4 +560,29 @@ fn update_changes_limits_and_keeps_device_rules() {
         assert_eq!(read(&cg.v1("pids").join("pids.max")), "20");
         assert_eq!(read(&cg.v1("devices").join("devices.list")), "c 1:3 rw");
     }
+}
+
+#[test]
+fn signal_all_reaches_every_process() {
+    let mut cg = Cg::new("signal");
+    assert!(cg.m.exists());
+    let i = cg.run("sleep 1000 & sleep 1000 & echo started; wait");
+    // Wait until both sleeps are in the cgroup.
+    {
+        use std::io::BufRead;
+        let stdout = cg.children[i].stdout.as_mut().expect("piped stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read child");
+        assert_eq!(line.trim(), "started");
+    }
+    assert_eq!(cg.m.pids().expect("pids").len(), 3);
+    cg.m.signal_all(nix::sys::signal::Signal::SIGKILL)
+        .expect("signal all");
+    let (status, _, _) = cg.wait(i);
+    assert!(!status.success(), "the shell was not killed");
+    assert!(!cg.m.is_frozen().expect("state"), "left frozen");
+    cg.m.destroy().expect("destroy once every process is gone");
+    assert!(!cg.m.exists());
 }

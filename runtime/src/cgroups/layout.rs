@@ -586,6 +586,45 @@ mod tests {
         );
     }
 
+    /// Every path `parse` accepts stays inside the hierarchy, whatever the input.
+    #[test]
+    fn accepted_paths_never_escape() {
+        let alphabet = ['a', 'b', '/', '.', '.', ':', '\0', '\n', '-', ' '];
+        let l = Layout::parse(HYBRID_MI, HYBRID_PC).expect("parse");
+        // A small deterministic generator (xorshift) instead of a fuzzing crate.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 12) as usize;
+            let raw: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let Ok(c) = CgroupPath::parse(&raw) else {
+                continue;
+            };
+            assert!(
+                c.rel
+                    .split('/')
+                    .all(|p| !p.is_empty() && p != "." && p != ".."),
+                "{raw:?} -> {c:?}"
+            );
+            for dir in [l.v1_dir("memory", &c), l.v1_dir("cpu", &c), l.v2_dir(&c)] {
+                let dir = dir.expect("mounted");
+                assert!(dir.starts_with("/sys/fs/cgroup/"), "{raw:?} -> {dir:?}");
+                assert!(
+                    dir.components()
+                        .all(|c| c != std::path::Component::ParentDir),
+                    "{raw:?} -> {dir:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn systemd_form() {
         let cases = [

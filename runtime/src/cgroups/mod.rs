@@ -456,6 +456,42 @@ impl Manager {
         Ok(out)
     }
 
+    /// Whether the cgroup exists (its directory in the main hierarchy).
+    pub fn exists(&self) -> bool {
+        self.primary().is_some_and(Path::exists)
+    }
+
+    /// Sends `signal` to every process of the cgroup and its descendants
+    /// (`kill --all`, `delete --force`). The cgroup is frozen meanwhile, as
+    /// runc does, so no process forks out of the signal's reach; it is left
+    /// as it was found (a paused container stays paused).
+    pub fn signal_all(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        let was_frozen = self.is_frozen().unwrap_or(false);
+        let froze = !was_frozen && self.freeze().is_ok();
+        let mut res = Ok(());
+        match self.pids() {
+            Ok(pids) => {
+                for pid in pids {
+                    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
+                        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                        Err(e) => {
+                            res = Err(CgroupError::Io {
+                                op: "signal a process of",
+                                path: PathBuf::from(&self.path),
+                                source: e.into(),
+                            });
+                        }
+                    }
+                }
+            }
+            Err(e) => res = Err(e),
+        }
+        if froze {
+            self.thaw()?;
+        }
+        res
+    }
+
     /// Freezes every process of the cgroup and waits until the kernel reports
     /// it frozen (v1 `freezer.state`, v2 `cgroup.freeze`).
     pub fn freeze(&self) -> Result<()> {
@@ -851,4 +887,3 @@ mod tests {
         assert!(Manager::new(None, "../x").is_err());
     }
 }
-

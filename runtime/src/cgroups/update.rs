@@ -99,7 +99,7 @@ pub struct Args {
     pub mem_bw_schema: Option<String>,
     /// The container.
     #[arg(value_name = "CONTAINER_ID")]
-    pub container_id: String,
+    pub id: String,
 }
 
 /// Parses a memory size as runc does (docker's `RAMInBytes`): a number with
@@ -384,7 +384,7 @@ mod tests {
             "0",
             "c1",
         ]);
-        assert_eq!(a.container_id, "c1");
+        assert_eq!(a.id, "c1");
         let r = merge(&a, None, &current()).expect("merge");
         let m = r.memory().as_ref().expect("memory");
         assert_eq!(m.limit(), Some(512 << 20));
