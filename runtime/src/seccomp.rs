@@ -338,6 +338,18 @@ pub fn translate_condition(
     Condition { index, op, value }
 }
 
+/// Whether this host's libseccomp can build filters for `arch`.
+pub fn arch_supported(arch: Arch) -> bool {
+    let arch = translate_arch(arch);
+    let Ok(mut ctx) = ScmpFilterContext::new(ScmpAction::Allow) else {
+        return false;
+    };
+    match ctx.is_arch_present(arch) {
+        Ok(true) => true,
+        _ => ctx.add_arch(arch).is_ok(),
+    }
+}
+
 /// Whether libseccomp knows this syscall name (on any architecture it supports).
 pub fn syscall_known(name: &str) -> bool {
     ScmpSyscall::from_name(name).is_ok()
@@ -546,7 +558,10 @@ impl Filter {
     pub fn load(self) -> Result<Option<OwnedFd>> {
         let mut bpf = self.to_bpf()?;
         let insn = std::mem::size_of::<libc::sock_filter>();
-        if bpf.is_empty() || bpf.len() % insn != 0 || bpf.len() / insn > usize::from(u16::MAX) {
+        if bpf.is_empty()
+            || !bpf.len().is_multiple_of(insn)
+            || bpf.len() / insn > usize::from(u16::MAX)
+        {
             return Err(SeccompError::Sys {
                 op: "libseccomp exported a malformed BPF program",
                 source: nix::errno::Errno::EINVAL,
@@ -892,7 +907,11 @@ mod tests {
             (case.check)(&f);
             // Every accepted filter must also build into BPF (no kernel change).
             let bpf = f.to_bpf().unwrap_or_else(|e| panic!("{}: {e}", case.name));
-            assert!(!bpf.is_empty() && bpf.len() % 8 == 0, "{}", case.name);
+            assert!(
+                !bpf.is_empty() && bpf.len().is_multiple_of(8),
+                "{}",
+                case.name
+            );
         }
     }
 
