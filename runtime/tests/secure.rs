@@ -710,8 +710,9 @@ fn busybox_rootfs(rootfs: &Path) {
     }
 }
 
-#[test]
-fn default_spec_is_run_by_runc() {
+/// Writes `berth spec` (rootless or not) into a busybox bundle, swaps in a checking
+/// command (no terminal in a test; everything else as generated) and runs it with runc.
+fn run_default_spec_with_runc(rootless: bool, check: &str) {
     assert!(
         Command::new("runc").arg("--version").output().is_ok(),
         "runc missing: install Debian's runc (apt-get install -y runc)"
@@ -719,14 +720,12 @@ fn default_spec_is_run_by_runc() {
     let dir = TempDir::new("runc");
     let bundle = dir.path().join("bundle");
     busybox_rootfs(&bundle.join("rootfs"));
-    let mut spec = serde_json::to_value(specgen::default_spec(false)).expect("serialise");
-    // No terminal in a test; the rest is exactly what `berth spec` writes.
+    let mut spec = serde_json::to_value(specgen::default_spec(rootless)).expect("serialise");
     spec["process"]["terminal"] = serde_json::json!(false);
-    spec["process"]["args"] = serde_json::json!([
-        "sh",
-        "-c",
-        "test \"$(hostname)\" = berth && grep -q '^CapBnd:\t0000000020000420$' /proc/self/status && grep -q '^NoNewPrivs:\t1$' /proc/self/status || { hostname >&2; cat /proc/self/status >&2; exit 1; }"
-    ]);
+    let script = format!(
+        "{check} || {{ hostname >&2; cat /proc/self/status /proc/self/uid_map >&2; exit 1; }}"
+    );
+    spec["process"]["args"] = serde_json::json!(["sh", "-c", script]);
     std::fs::write(
         bundle.join("config.json"),
         serde_json::to_vec_pretty(&spec).expect("json"),
@@ -735,7 +734,7 @@ fn default_spec_is_run_by_runc() {
     let root = dir.path().join("runc-root");
     let container = RuncContainer {
         root: &root,
-        id: format!("berth-secure-{}", std::process::id()),
+        id: format!("berth-secure-{}-{rootless}", std::process::id()),
     };
     let out = Command::new("runc")
         .arg("--root")
@@ -748,11 +747,26 @@ fn default_spec_is_run_by_runc() {
         .expect("run runc");
     assert!(
         out.status.success(),
-        "runc rejected or failed the default spec: {:?}\nstdout: {}\nstderr: {}",
+        "runc rejected or failed the default spec (rootless={rootless}): {:?}\nstdout: {}\nstderr: {}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The three default capabilities (KILL, NET_BIND_SERVICE, AUDIT_WRITE) and NNP.
+const DEFAULT_PROCESS_CHECK: &str = "test \"$(hostname)\" = berth && grep -q '^CapBnd:\t0000000020000420$' /proc/self/status && grep -q '^CapEff:\t0000000020000420$' /proc/self/status && grep -q '^NoNewPrivs:\t1$' /proc/self/status";
+
+#[test]
+fn default_spec_is_run_by_runc() {
+    run_default_spec_with_runc(false, DEFAULT_PROCESS_CHECK);
+}
+
+#[test]
+fn rootless_default_spec_is_run_by_runc() {
+    let uid = nix::unistd::geteuid().as_raw();
+    let check = format!("{DEFAULT_PROCESS_CHECK} && grep -Eq '^ +0 +{uid} +1$' /proc/self/uid_map");
+    run_default_spec_with_runc(true, &check);
 }
 
 #[test]
