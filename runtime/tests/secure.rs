@@ -782,3 +782,81 @@ fn features_and_spec_round_trip_through_oci_spec() {
         serde_json::from_value(specgen::features()).expect("features schema");
     assert!(f.hooks().as_ref().is_some_and(|h| h.len() == 6));
 }
+
+#[test]
+fn every_seccomp_action_behaves_on_the_kernel() {
+    // (action, errnoRet, expected outcome of getcwd in the child)
+    enum Want {
+        Works,
+        Fails(Errno),
+        DiesBy(Signal),
+    }
+    let cases: &[(&str, Option<i32>, Want)] = &[
+        ("SCMP_ACT_ALLOW", None, Want::Works),
+        ("SCMP_ACT_LOG", None, Want::Works),
+        (
+            "SCMP_ACT_ERRNO",
+            Some(libc::EROFS),
+            Want::Fails(Errno::EROFS),
+        ),
+        ("SCMP_ACT_ERRNO", None, Want::Fails(Errno::EPERM)),
+        // without a tracer attached the kernel fails the syscall with ENOSYS
+        ("SCMP_ACT_TRACE", Some(5), Want::Fails(Errno::ENOSYS)),
+        ("SCMP_ACT_TRAP", None, Want::DiesBy(Signal::SIGSYS)),
+        ("SCMP_ACT_KILL", None, Want::DiesBy(Signal::SIGSYS)),
+        ("SCMP_ACT_KILL_THREAD", None, Want::DiesBy(Signal::SIGSYS)),
+        ("SCMP_ACT_KILL_PROCESS", None, Want::DiesBy(Signal::SIGSYS)),
+    ];
+    for (action, errno_ret, want) in cases {
+        let mut rule = serde_json::json!({"names": ["getcwd"], "action": action});
+        if let Some(e) = errno_ret {
+            rule["errnoRet"] = serde_json::json!(e);
+        }
+        let spec = seccomp_spec(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule]
+        }));
+        let status = in_child(|| {
+            no_new_privs()?;
+            seccomp::compile(&spec)
+                .and_then(|f| f.load())
+                .map_err(|e| e.to_string())?;
+            match (nix::unistd::getcwd(), want) {
+                (Ok(_), Want::Works) => Ok(()),
+                (Err(e), Want::Fails(w)) if e == *w => Ok(()),
+                (got, _) => Err(format!("{action}: getcwd gave {got:?}")),
+            }
+        });
+        match want {
+            Want::DiesBy(sig) => assert!(
+                matches!(status, WaitStatus::Signaled(_, s, _) if s == *sig),
+                "{action}: {status:?}"
+            ),
+            _ => assert!(
+                matches!(status, WaitStatus::Exited(_, 0)),
+                "{action}: {status:?}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn hooks_take_a_large_state_whether_they_read_it_or_not() {
+    let dir = TempDir::new("hookbig");
+    let count = dir.path().join("count");
+    // Larger than a pipe buffer: the runtime must not block on a hook that ignores it.
+    let mut state = b"{\"pad\":\"".to_vec();
+    state.extend(std::iter::repeat_n(b'x', 1 << 20));
+    state.extend(b"\"}");
+    let hooks = [
+        hook(serde_json::json!({"path": "/bin/true", "timeout": 60})),
+        hook(serde_json::json!({"path": "/bin/sh",
+            "args": ["sh", "-c", format!("wc -c > {}", count.display())], "timeout": 60})),
+    ];
+    hooks::run_hooks("prestart", &hooks, &state).expect("both hooks succeed");
+    let n: usize = std::fs::read_to_string(&count)
+        .expect("count")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert_eq!(n, state.len());
+}
