@@ -7,12 +7,15 @@
 //! installed. Behaviour follows runc: syscall names this libseccomp does not know are
 //! ignored, rules whose action equals the default action are skipped, conditions on the
 //! same argument become separate rules, `SCMP_ACT_KILL` means kill-thread, and an `ERRNO`
-//! or `TRACE` action without `errnoRet` returns `EPERM`.
+//! or `TRACE` action without `errnoRet` returns `EPERM`, and syscalls numbered above
+//! every syscall the profile names fail with `ENOSYS` (so libc falls back from syscalls
+//! newer than the profile) unless the default action lets them run.
 //!
 //! Order in the container's init (the caller's job): without `noNewPrivileges`, load the
 //! filter while the process still holds `CAP_SYS_ADMIN` (before dropping capabilities);
 //! with it, set `PR_SET_NO_NEW_PRIVS` and load as late as possible, right before `execve`.
 
+pub mod enosys;
 mod runtime_default;
 
 pub use runtime_default::{runtime_default, runtime_default_for_caps};
@@ -255,6 +258,9 @@ pub struct Filter {
     pub rules: Vec<Rule>,
     /// Syscall names this libseccomp does not know, ignored as runc does.
     pub ignored_syscalls: Vec<String>,
+    /// Syscalls listed with the default action itself: no rule is needed, but they count
+    /// as known to the profile for the `ENOSYS` stub.
+    pub redundant_syscalls: Vec<String>,
 }
 
 /// Maps a spec action and its `errnoRet` to an [`Action`]; `field` names the entry.
@@ -390,6 +396,7 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
 
     let mut rules = Vec::new();
     let mut ignored_syscalls = Vec::new();
+    let mut redundant_syscalls = Vec::new();
     for (index, entry) in spec.syscalls().iter().flatten().enumerate() {
         if entry.names().is_empty() {
             return Err(SeccompError::NoNames { index });
@@ -427,13 +434,16 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
             if name.is_empty() {
                 return Err(SeccompError::EmptyName { index });
             }
-            if action == default_action {
-                // Redundant, and libseccomp refuses it.
-                continue;
-            }
             if !syscall_known(name) {
                 if !ignored_syscalls.contains(name) {
                     ignored_syscalls.push(name.clone());
+                }
+                continue;
+            }
+            if action == default_action {
+                // Redundant, and libseccomp refuses it.
+                if !redundant_syscalls.contains(name) {
+                    redundant_syscalls.push(name.clone());
                 }
                 continue;
             }
@@ -447,6 +457,7 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
         flags,
         rules,
         ignored_syscalls,
+        redundant_syscalls,
     })
 }
 
@@ -525,8 +536,16 @@ impl Filter {
         Ok(ctx)
     }
 
-    /// The BPF program (array of `struct sock_filter`, 8 bytes each) for this filter.
+    /// The BPF program (array of `struct sock_filter`, 8 bytes each) for this filter:
+    /// runc's `ENOSYS` stub (see [`enosys`]) followed by libseccomp's program.
     pub fn to_bpf(&self) -> Result<Vec<u8>> {
+        let mut bpf = enosys::to_bytes(&enosys::stub(self));
+        bpf.extend(self.libseccomp_bpf()?);
+        Ok(bpf)
+    }
+
+    /// libseccomp's BPF program for this filter, without the `ENOSYS` stub.
+    pub fn libseccomp_bpf(&self) -> Result<Vec<u8>> {
         let ctx = self.context()?;
         // SAFETY: memfd_create with a static NUL-terminated name and valid flags.
         let raw = unsafe { libc::memfd_create(c"berth-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
