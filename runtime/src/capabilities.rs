@@ -57,6 +57,33 @@ pub fn parse_all<S: AsRef<str>>(names: &[S]) -> Result<Capabilities> {
     names.iter().map(|n| parse(n.as_ref())).collect()
 }
 
+/// Adds `exec --cap` names to a process's capabilities as current runc does: to the
+/// bounding, effective and permitted sets, and to ambient only when the spec has an
+/// inheritable set (ambient cannot be raised without it; inheritable itself is never
+/// widened, per CVE-2022-29162).
+pub fn add_exec_caps<S: AsRef<str>>(caps: &mut LinuxCapabilities, names: &[S]) -> Result<()> {
+    let extra = parse_all(names)?;
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let widen = |set: &Option<Capabilities>| -> Option<Capabilities> {
+        let mut s = set.clone().unwrap_or_default();
+        s.extend(extra.iter().copied());
+        Some(s)
+    };
+    let bounding = widen(caps.bounding());
+    let effective = widen(caps.effective());
+    let permitted = widen(caps.permitted());
+    caps.set_bounding(bounding);
+    caps.set_effective(effective);
+    caps.set_permitted(permitted);
+    if caps.inheritable().is_some() {
+        let ambient = widen(caps.ambient());
+        caps.set_ambient(ambient);
+    }
+    Ok(())
+}
+
 /// The kernel's `CAP_...` name of a spec capability.
 pub fn kernel_name(cap: Capability) -> String {
     format!("CAP_{cap}")
@@ -257,6 +284,34 @@ mod tests {
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
         }
         let err = parse_all(&["CAP_KILL", "CAP_NOPE"]).expect_err("one bad name");
+        assert!(err.to_string().contains("CAP_NOPE"), "{err}");
+    }
+
+    #[test]
+    fn exec_caps_widen_like_runc_exec() {
+        let base = |json: serde_json::Value| -> LinuxCapabilities {
+            serde_json::from_value(json).expect("valid")
+        };
+        let set = |s: &Option<Capabilities>| -> Vec<String> {
+            let mut v: Vec<String> = s.iter().flatten().map(|c| kernel_name(*c)).collect();
+            v.sort();
+            v
+        };
+        // without inheritable: ambient untouched
+        let mut c = base(serde_json::json!({"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"]}));
+        add_exec_caps(&mut c, &["net_raw", "CAP_SYS_PTRACE"]).expect("known caps");
+        let want = ["CAP_KILL", "CAP_NET_RAW", "CAP_SYS_PTRACE"];
+        assert_eq!(set(c.bounding()), want);
+        assert_eq!(set(c.effective()), want);
+        assert_eq!(set(c.permitted()), ["CAP_NET_RAW", "CAP_SYS_PTRACE"]);
+        assert!(c.inheritable().is_none());
+        assert!(c.ambient().is_none());
+        // with inheritable: ambient too, inheritable itself unchanged
+        let mut c = base(serde_json::json!({"inheritable": ["CAP_CHOWN"]}));
+        add_exec_caps(&mut c, &["CAP_NET_RAW"]).expect("known cap");
+        assert_eq!(set(c.ambient()), ["CAP_NET_RAW"]);
+        assert_eq!(set(c.inheritable()), ["CAP_CHOWN"]);
+        let err = add_exec_caps(&mut c, &["CAP_NOPE"]).expect_err("unknown");
         assert!(err.to_string().contains("CAP_NOPE"), "{err}");
     }
 
