@@ -193,11 +193,19 @@ pub fn apply_after_setuid(spec: &LinuxCapabilities) -> Result<Vec<String>> {
 
 fn set_process_caps(plan: &CapPlan) -> Result<Vec<String>> {
     caps::securebits::set_keepcaps(false).map_err(sys("PR_SET_KEEPCAPS 0"))?;
+    let held = caps::read(None, CapSet::Permitted).unwrap_or_default();
     capset(
         mask(&plan.effective),
         mask(&plan.permitted),
         mask(&plan.inheritable),
-    )?;
+    )
+    .map_err(|e| match e {
+        CapabilitiesError::Sys { op, source } => CapabilitiesError::Sys {
+            op: format!("{op}{}", missing_hint(&plan.permitted, &held)),
+            source,
+        },
+        other => other,
+    })?;
     caps::clear(None, CapSet::Ambient).map_err(sys("clearing the ambient set"))?;
     let mut refused = Vec::new();
     for cap in &plan.ambient {
@@ -206,6 +214,18 @@ fn set_process_caps(plan: &CapPlan) -> Result<Vec<String>> {
         }
     }
     Ok(refused)
+}
+
+/// Names the requested permitted capabilities this process does not hold itself (the
+/// usual reason `capset` refuses), e.g. `" (the runtime lacks CAP_SYS_RESOURCE)"`.
+pub fn missing_hint(wanted: &HashSet<KCap>, held: &HashSet<KCap>) -> String {
+    let mut missing: Vec<&KCap> = wanted.difference(held).collect();
+    if missing.is_empty() {
+        return String::new();
+    }
+    missing.sort_by_key(|c| c.index());
+    let names: Vec<String> = missing.iter().map(|c| c.to_string()).collect();
+    format!(" (the runtime lacks {})", names.join(", "))
 }
 
 /// Steps 1 and 4 for a process that keeps its user: bounding, then the other four sets.
@@ -313,6 +333,20 @@ mod tests {
         assert_eq!(set(c.inheritable()), ["CAP_CHOWN"]);
         let err = add_exec_caps(&mut c, &["CAP_NOPE"]).expect_err("unknown");
         assert!(err.to_string().contains("CAP_NOPE"), "{err}");
+    }
+
+    #[test]
+    fn missing_hint_names_what_the_runtime_lacks() {
+        let held: HashSet<KCap> = [KCap::CAP_KILL, KCap::CAP_CHOWN].into_iter().collect();
+        let ok: HashSet<KCap> = [KCap::CAP_KILL].into_iter().collect();
+        assert_eq!(missing_hint(&ok, &held), "");
+        let want: HashSet<KCap> = [KCap::CAP_SYS_RESOURCE, KCap::CAP_KILL, KCap::CAP_BPF]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            missing_hint(&want, &held),
+            " (the runtime lacks CAP_SYS_RESOURCE, CAP_BPF)"
+        );
     }
 
     #[test]

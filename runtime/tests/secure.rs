@@ -869,3 +869,32 @@ fn hooks_take_a_large_state_whether_they_read_it_or_not() {
         .expect("a number");
     assert_eq!(n, state.len());
 }
+
+#[test]
+fn capability_the_runtime_lacks_is_a_clear_error() {
+    let caps: LinuxCapabilities = serde_json::from_value(serde_json::json!({
+        "bounding": ["CAP_KILL", "CAP_SYS_RESOURCE"],
+        "effective": ["CAP_KILL", "CAP_SYS_RESOURCE"],
+        "permitted": ["CAP_KILL", "CAP_SYS_RESOURCE"]
+    }))
+    .expect("caps parse");
+    let status = in_child(|| {
+        // Make the test mean the same on hosts whose root holds CAP_SYS_RESOURCE.
+        drop_sys_resource()?;
+        caps::drop(
+            None,
+            caps::CapSet::Permitted,
+            caps::Capability::CAP_SYS_RESOURCE,
+        )
+        .map_err(|e| e.to_string())?;
+        let err = capabilities::apply(&caps)
+            .err()
+            .ok_or("capset granted a capability the process lacks")?
+            .to_string();
+        if !err.contains("the runtime lacks CAP_SYS_RESOURCE") {
+            return Err(format!("unclear error: {err}"));
+        }
+        Ok(())
+    });
+    assert_child_ok(status);
+}
