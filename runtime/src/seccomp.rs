@@ -4,12 +4,14 @@
 //! [`compile`] is pure validation and translation into a [`Filter`] value; [`Filter::load`]
 //! is the thin part that builds the BPF program with libseccomp and installs it with the
 //! `seccomp(2)` syscall itself, so every filter flag works whatever libseccomp version is
-//! installed. Behaviour follows runc: syscall names this libseccomp does not know are
-//! ignored, rules whose action equals the default action are skipped, conditions on the
-//! same argument become separate rules, `SCMP_ACT_KILL` means kill-thread, and an `ERRNO`
-//! or `TRACE` action without `errnoRet` returns `EPERM`, and syscalls numbered above
-//! every syscall the profile names fail with `ENOSYS` (so libc falls back from syscalls
-//! newer than the profile) unless the default action lets them run.
+//! installed. Behaviour follows runc:
+//! - syscall names this libseccomp does not know are ignored;
+//! - rules whose action equals the default action are skipped;
+//! - conditions on the same argument become separate rules (any may match);
+//! - `SCMP_ACT_KILL` means kill-thread; `ERRNO` or `TRACE` without `errnoRet` gives `EPERM`;
+//! - syscalls numbered above every syscall the profile names fail with `ENOSYS`, so libc
+//!   falls back from syscalls newer than the profile (see [`enosys`]), unless the default
+//!   action lets them run.
 //!
 //! Order in the container's init (the caller's job): without `noNewPrivileges`, load the
 //! filter while the process still holds `CAP_SYS_ADMIN` (before dropping capabilities);
@@ -100,9 +102,6 @@ pub enum SeccompError {
         /// The offending value.
         value: u32,
     },
-    /// A flag this runtime does not implement (none at present besides those listed).
-    #[error("linux.seccomp.flags: {0} is not supported")]
-    UnsupportedFlag(String),
     /// libseccomp refused something while building the filter.
     #[error("seccomp: {context}: {source}")]
     Libseccomp {
