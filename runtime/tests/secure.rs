@@ -24,6 +24,14 @@ use oci_spec::runtime::{Hook, LinuxCapabilities, LinuxSeccomp, PosixRlimit};
 
 // ---------------------------------------------------------------- fixtures
 
+/// Runs the tests of this file one at a time even under `cargo test`'s thread pool, so
+/// no other test thread is busy (holding allocator locks) when one forks.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A temporary directory removed on drop, even when the test fails.
 struct TempDir(PathBuf);
 
@@ -101,6 +109,7 @@ fn raw_errno(rc: libc::c_long) -> Option<Errno> {
 
 #[test]
 fn seccomp_errno_blocks_chosen_syscalls_only() {
+    let _serial = serial();
     let spec = seccomp_spec(serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
@@ -170,6 +179,7 @@ fn seccomp_errno_blocks_chosen_syscalls_only() {
 
 #[test]
 fn seccomp_loads_without_no_new_privs_as_root_with_cap_sys_admin() {
+    let _serial = serial();
     let spec = seccomp_spec(serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
@@ -189,6 +199,7 @@ fn seccomp_loads_without_no_new_privs_as_root_with_cap_sys_admin() {
 
 #[test]
 fn seccomp_kill_process_kills() {
+    let _serial = serial();
     let spec = seccomp_spec(serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_KILL_PROCESS"}]
@@ -209,6 +220,7 @@ fn seccomp_kill_process_kills() {
 
 #[test]
 fn seccomp_runtime_default_blocks_privileged_syscalls() {
+    let _serial = serial();
     let spec = seccomp::runtime_default();
     let status = in_child(|| {
         no_new_privs()?;
@@ -279,6 +291,7 @@ fn recv_with_fd(sock: RawFd) -> (Vec<u8>, OwnedFd) {
 
 #[test]
 fn seccomp_notify_hands_a_working_listener_to_the_agent() {
+    let _serial = serial();
     use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
     let dir = TempDir::new("notify");
     let sock = dir.path().join("agent.sock");
@@ -438,6 +451,7 @@ fn check_masks() -> Result<(), String> {
 
 #[test]
 fn capabilities_applied_show_in_proc_status() {
+    let _serial = serial();
     let caps = test_caps();
     let status = in_child(|| {
         let refused = capabilities::apply(&caps).map_err(|e| e.to_string())?;
@@ -451,6 +465,7 @@ fn capabilities_applied_show_in_proc_status() {
 
 #[test]
 fn capabilities_survive_a_switch_to_a_non_root_user() {
+    let _serial = serial();
     let caps = test_caps();
     let status = in_child(|| {
         capabilities::apply_bounding(&caps).map_err(|e| e.to_string())?;
@@ -474,6 +489,7 @@ fn capabilities_survive_a_switch_to_a_non_root_user() {
 
 #[test]
 fn ambient_without_inheritable_is_reported_not_fatal() {
+    let _serial = serial();
     // runc spec's default: ambient listed, inheritable not; runc warns and goes on.
     let caps: LinuxCapabilities = serde_json::from_value(serde_json::json!({
         "bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"],
@@ -513,6 +529,7 @@ fn rlimit(typ: &str, soft: u64, hard: u64) -> PosixRlimit {
 
 #[test]
 fn rlimit_lowered_applies_and_raised_hard_limit_errors_cleanly() {
+    let _serial = serial();
     let status = in_child(|| {
         drop_sys_resource()?;
         rlimits::apply(&[
@@ -545,6 +562,7 @@ fn rlimit_lowered_applies_and_raised_hard_limit_errors_cleanly() {
 
 #[test]
 fn negative_oom_score_adj_errors_cleanly() {
+    let _serial = serial();
     let status = in_child(|| {
         drop_sys_resource()?;
         rlimits::set_oom_score_adj(None, 300).map_err(|e| e.to_string())?;
@@ -578,6 +596,7 @@ fn hook(json: serde_json::Value) -> Hook {
 
 #[test]
 fn hooks_get_state_on_stdin_args_env_and_no_leaked_fds() {
+    let _serial = serial();
     let dir = TempDir::new("hooks");
     let d = dir.path().display().to_string();
     // A descriptor without CLOEXEC at a known number must not reach the hook.
@@ -622,6 +641,7 @@ fn hooks_get_state_on_stdin_args_env_and_no_leaked_fds() {
 
 #[test]
 fn failing_hook_error_names_it_and_carries_stderr() {
+    let _serial = serial();
     let dir = TempDir::new("hookfail");
     let marker = dir.path().join("second-ran");
     let hooks = [
@@ -651,6 +671,7 @@ fn failing_hook_error_names_it_and_carries_stderr() {
 
 #[test]
 fn hook_past_its_timeout_is_killed_with_its_children() {
+    let _serial = serial();
     let dir = TempDir::new("hooktimeout");
     let pidfile = dir.path().join("sleeper.pid");
     let script = format!("sleep 1000 & echo $! > {}; wait", pidfile.display());
@@ -768,11 +789,13 @@ const DEFAULT_PROCESS_CHECK: &str = "test \"$(hostname)\" = berth && grep -q '^C
 
 #[test]
 fn default_spec_is_run_by_runc() {
+    let _serial = serial();
     run_default_spec_with_runc(false, DEFAULT_PROCESS_CHECK);
 }
 
 #[test]
 fn rootless_default_spec_is_run_by_runc() {
+    let _serial = serial();
     let uid = nix::unistd::geteuid().as_raw();
     let check = format!("{DEFAULT_PROCESS_CHECK} && grep -Eq '^ +0 +{uid} +1$' /proc/self/uid_map");
     run_default_spec_with_runc(true, &check);
@@ -780,6 +803,7 @@ fn rootless_default_spec_is_run_by_runc() {
 
 #[test]
 fn features_and_spec_round_trip_through_oci_spec() {
+    let _serial = serial();
     let spec = specgen::default_spec(true);
     let text = serde_json::to_string(&spec).expect("serialise");
     let back: oci_spec::runtime::Spec = serde_json::from_str(&text).expect("parse");
@@ -794,6 +818,7 @@ fn features_and_spec_round_trip_through_oci_spec() {
 
 #[test]
 fn every_seccomp_action_behaves_on_the_kernel() {
+    let _serial = serial();
     // (action, errnoRet, expected outcome of getcwd in the child)
     enum Want {
         Works,
@@ -850,6 +875,7 @@ fn every_seccomp_action_behaves_on_the_kernel() {
 
 #[test]
 fn hooks_take_a_large_state_whether_they_read_it_or_not() {
+    let _serial = serial();
     let dir = TempDir::new("hookbig");
     let count = dir.path().join("count");
     // Larger than a pipe buffer: the runtime must not block on a hook that ignores it.
@@ -872,6 +898,7 @@ fn hooks_take_a_large_state_whether_they_read_it_or_not() {
 
 #[test]
 fn capability_the_runtime_lacks_is_a_clear_error() {
+    let _serial = serial();
     let caps: LinuxCapabilities = serde_json::from_value(serde_json::json!({
         "bounding": ["CAP_KILL", "CAP_SYS_RESOURCE"],
         "effective": ["CAP_KILL", "CAP_SYS_RESOURCE"],
