@@ -735,7 +735,9 @@ fn busybox_rootfs(rootfs: &Path) {
         std::fs::create_dir_all(rootfs.join(d)).expect("rootfs dir");
     }
     std::fs::copy(busybox, rootfs.join("bin/busybox")).expect("copy busybox");
-    for applet in ["sh", "hostname", "grep", "cat", "test"] {
+    for applet in [
+        "sh", "hostname", "grep", "cat", "test", "ls", "unshare", "mount", "mkdir",
+    ] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).expect("symlink");
     }
 }
@@ -743,6 +745,11 @@ fn busybox_rootfs(rootfs: &Path) {
 /// Writes `berth spec` (rootless or not) into a busybox bundle, swaps in a checking
 /// command (no terminal in a test; everything else as generated) and runs it with runc.
 fn run_default_spec_with_runc(rootless: bool, check: &str) {
+    run_spec_with_runc(rootless, check, |_| {});
+}
+
+/// As [`run_default_spec_with_runc`], after `adjust` edits the generated spec.
+fn run_spec_with_runc(rootless: bool, check: &str, adjust: impl FnOnce(&mut serde_json::Value)) {
     assert!(
         Command::new("runc").arg("--version").output().is_ok(),
         "runc missing: install Debian's runc (apt-get install -y runc)"
@@ -752,6 +759,7 @@ fn run_default_spec_with_runc(rootless: bool, check: &str) {
     busybox_rootfs(&bundle.join("rootfs"));
     let mut spec = serde_json::to_value(specgen::default_spec(rootless)).expect("serialise");
     spec["process"]["terminal"] = serde_json::json!(false);
+    adjust(&mut spec);
     let script = format!(
         "{check} || {{ hostname >&2; cat /proc/self/status /proc/self/uid_map >&2; exit 1; }}"
     );
@@ -924,4 +932,19 @@ fn capability_the_runtime_lacks_is_a_clear_error() {
         Ok(())
     });
     assert_child_ok(status);
+}
+
+#[test]
+fn runtime_default_profile_runs_a_shell_under_runc() {
+    let _serial = serial();
+    // The built-in RuntimeDefault, given to runc: a shell works (fork, exec, files), the
+    // filter is on, and privileged syscalls are refused.
+    let profile = serde_json::to_value(seccomp::runtime_default()).expect("serialise");
+    let check = "grep -q '^Seccomp:\t2$' /proc/self/status && ls / >/dev/null && \
+                 (cat /proc/self/status | grep -q '^Name') && mkdir /tmp/x && \
+                 ! unshare -U true 2>/dev/null && ! mount -t tmpfs t /tmp/x 2>/dev/null";
+    run_spec_with_runc(false, check, |spec| {
+        spec["linux"]["seccomp"] = profile;
+        spec["root"]["readonly"] = serde_json::json!(false);
+    });
 }
