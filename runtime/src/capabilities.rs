@@ -57,6 +57,33 @@ pub fn parse_all<S: AsRef<str>>(names: &[S]) -> Result<Capabilities> {
     names.iter().map(|n| parse(n.as_ref())).collect()
 }
 
+/// Adds `exec --cap` names to a process's capabilities as current runc does: to the
+/// bounding, effective and permitted sets, and to ambient only when the spec has an
+/// inheritable set (ambient cannot be raised without it; inheritable itself is never
+/// widened, per CVE-2022-29162).
+pub fn add_exec_caps<S: AsRef<str>>(caps: &mut LinuxCapabilities, names: &[S]) -> Result<()> {
+    let extra = parse_all(names)?;
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let widen = |set: &Option<Capabilities>| -> Option<Capabilities> {
+        let mut s = set.clone().unwrap_or_default();
+        s.extend(extra.iter().copied());
+        Some(s)
+    };
+    let bounding = widen(caps.bounding());
+    let effective = widen(caps.effective());
+    let permitted = widen(caps.permitted());
+    caps.set_bounding(bounding);
+    caps.set_effective(effective);
+    caps.set_permitted(permitted);
+    if caps.inheritable().is_some() {
+        let ambient = widen(caps.ambient());
+        caps.set_ambient(ambient);
+    }
+    Ok(())
+}
+
 /// The kernel's `CAP_...` name of a spec capability.
 pub fn kernel_name(cap: Capability) -> String {
     format!("CAP_{cap}")
@@ -166,11 +193,19 @@ pub fn apply_after_setuid(spec: &LinuxCapabilities) -> Result<Vec<String>> {
 
 fn set_process_caps(plan: &CapPlan) -> Result<Vec<String>> {
     caps::securebits::set_keepcaps(false).map_err(sys("PR_SET_KEEPCAPS 0"))?;
+    let held = caps::read(None, CapSet::Permitted).unwrap_or_default();
     capset(
         mask(&plan.effective),
         mask(&plan.permitted),
         mask(&plan.inheritable),
-    )?;
+    )
+    .map_err(|e| match e {
+        CapabilitiesError::Sys { op, source } => CapabilitiesError::Sys {
+            op: format!("{op}{}", missing_hint(&plan.permitted, &held)),
+            source,
+        },
+        other => other,
+    })?;
     caps::clear(None, CapSet::Ambient).map_err(sys("clearing the ambient set"))?;
     let mut refused = Vec::new();
     for cap in &plan.ambient {
@@ -179,6 +214,18 @@ fn set_process_caps(plan: &CapPlan) -> Result<Vec<String>> {
         }
     }
     Ok(refused)
+}
+
+/// Names the requested permitted capabilities this process does not hold itself (the
+/// usual reason `capset` refuses), e.g. `" (the runtime lacks CAP_SYS_RESOURCE)"`.
+pub fn missing_hint(wanted: &HashSet<KCap>, held: &HashSet<KCap>) -> String {
+    let mut missing: Vec<&KCap> = wanted.difference(held).collect();
+    if missing.is_empty() {
+        return String::new();
+    }
+    missing.sort_by_key(|c| c.index());
+    let names: Vec<String> = missing.iter().map(|c| c.to_string()).collect();
+    format!(" (the runtime lacks {})", names.join(", "))
 }
 
 /// Steps 1 and 4 for a process that keeps its user: bounding, then the other four sets.
@@ -258,6 +305,48 @@ mod tests {
         }
         let err = parse_all(&["CAP_KILL", "CAP_NOPE"]).expect_err("one bad name");
         assert!(err.to_string().contains("CAP_NOPE"), "{err}");
+    }
+
+    #[test]
+    fn exec_caps_widen_like_runc_exec() {
+        let base = |json: serde_json::Value| -> LinuxCapabilities {
+            serde_json::from_value(json).expect("valid")
+        };
+        let set = |s: &Option<Capabilities>| -> Vec<String> {
+            let mut v: Vec<String> = s.iter().flatten().map(|c| kernel_name(*c)).collect();
+            v.sort();
+            v
+        };
+        // without inheritable: ambient untouched
+        let mut c = base(serde_json::json!({"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"]}));
+        add_exec_caps(&mut c, &["net_raw", "CAP_SYS_PTRACE"]).expect("known caps");
+        let want = ["CAP_KILL", "CAP_NET_RAW", "CAP_SYS_PTRACE"];
+        assert_eq!(set(c.bounding()), want);
+        assert_eq!(set(c.effective()), want);
+        assert_eq!(set(c.permitted()), ["CAP_NET_RAW", "CAP_SYS_PTRACE"]);
+        assert!(c.inheritable().is_none());
+        assert!(c.ambient().is_none());
+        // with inheritable: ambient too, inheritable itself unchanged
+        let mut c = base(serde_json::json!({"inheritable": ["CAP_CHOWN"]}));
+        add_exec_caps(&mut c, &["CAP_NET_RAW"]).expect("known cap");
+        assert_eq!(set(c.ambient()), ["CAP_NET_RAW"]);
+        assert_eq!(set(c.inheritable()), ["CAP_CHOWN"]);
+        let err = add_exec_caps(&mut c, &["CAP_NOPE"]).expect_err("unknown");
+        assert!(err.to_string().contains("CAP_NOPE"), "{err}");
+    }
+
+    #[test]
+    fn missing_hint_names_what_the_runtime_lacks() {
+        let held: HashSet<KCap> = [KCap::CAP_KILL, KCap::CAP_CHOWN].into_iter().collect();
+        let ok: HashSet<KCap> = [KCap::CAP_KILL].into_iter().collect();
+        assert_eq!(missing_hint(&ok, &held), "");
+        let want: HashSet<KCap> = [KCap::CAP_SYS_RESOURCE, KCap::CAP_KILL, KCap::CAP_BPF]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            missing_hint(&want, &held),
+            " (the runtime lacks CAP_SYS_RESOURCE, CAP_BPF)"
+        );
     }
 
     #[test]

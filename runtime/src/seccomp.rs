@@ -4,15 +4,20 @@
 //! [`compile`] is pure validation and translation into a [`Filter`] value; [`Filter::load`]
 //! is the thin part that builds the BPF program with libseccomp and installs it with the
 //! `seccomp(2)` syscall itself, so every filter flag works whatever libseccomp version is
-//! installed. Behaviour follows runc: syscall names this libseccomp does not know are
-//! ignored, rules whose action equals the default action are skipped, conditions on the
-//! same argument become separate rules, `SCMP_ACT_KILL` means kill-thread, and an `ERRNO`
-//! or `TRACE` action without `errnoRet` returns `EPERM`.
+//! installed. Behaviour follows runc:
+//! - syscall names this libseccomp does not know are ignored;
+//! - rules whose action equals the default action are skipped;
+//! - conditions on the same argument become separate rules (any may match);
+//! - `SCMP_ACT_KILL` means kill-thread; `ERRNO` or `TRACE` without `errnoRet` gives `EPERM`;
+//! - syscalls numbered above every syscall the profile names fail with `ENOSYS`, so libc
+//!   falls back from syscalls newer than the profile (see [`enosys`]), unless the default
+//!   action lets them run.
 //!
 //! Order in the container's init (the caller's job): without `noNewPrivileges`, load the
 //! filter while the process still holds `CAP_SYS_ADMIN` (before dropping capabilities);
 //! with it, set `PR_SET_NO_NEW_PRIVS` and load as late as possible, right before `execve`.
 
+pub mod enosys;
 mod runtime_default;
 
 pub use runtime_default::{runtime_default, runtime_default_for_caps};
@@ -97,9 +102,6 @@ pub enum SeccompError {
         /// The offending value.
         value: u32,
     },
-    /// A flag this runtime does not implement (none at present besides those listed).
-    #[error("linux.seccomp.flags: {0} is not supported")]
-    UnsupportedFlag(String),
     /// libseccomp refused something while building the filter.
     #[error("seccomp: {context}: {source}")]
     Libseccomp {
@@ -255,6 +257,9 @@ pub struct Filter {
     pub rules: Vec<Rule>,
     /// Syscall names this libseccomp does not know, ignored as runc does.
     pub ignored_syscalls: Vec<String>,
+    /// Syscalls listed with the default action itself: no rule is needed, but they count
+    /// as known to the profile for the `ENOSYS` stub.
+    pub redundant_syscalls: Vec<String>,
 }
 
 /// Maps a spec action and its `errnoRet` to an [`Action`]; `field` names the entry.
@@ -338,6 +343,18 @@ pub fn translate_condition(
     Condition { index, op, value }
 }
 
+/// Whether this host's libseccomp can build filters for `arch`.
+pub fn arch_supported(arch: Arch) -> bool {
+    let arch = translate_arch(arch);
+    let Ok(mut ctx) = ScmpFilterContext::new(ScmpAction::Allow) else {
+        return false;
+    };
+    match ctx.is_arch_present(arch) {
+        Ok(true) => true,
+        _ => ctx.add_arch(arch).is_ok(),
+    }
+}
+
 /// Whether libseccomp knows this syscall name (on any architecture it supports).
 pub fn syscall_known(name: &str) -> bool {
     ScmpSyscall::from_name(name).is_ok()
@@ -378,6 +395,7 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
 
     let mut rules = Vec::new();
     let mut ignored_syscalls = Vec::new();
+    let mut redundant_syscalls = Vec::new();
     for (index, entry) in spec.syscalls().iter().flatten().enumerate() {
         if entry.names().is_empty() {
             return Err(SeccompError::NoNames { index });
@@ -415,13 +433,16 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
             if name.is_empty() {
                 return Err(SeccompError::EmptyName { index });
             }
-            if action == default_action {
-                // Redundant, and libseccomp refuses it.
-                continue;
-            }
             if !syscall_known(name) {
                 if !ignored_syscalls.contains(name) {
                     ignored_syscalls.push(name.clone());
+                }
+                continue;
+            }
+            if action == default_action {
+                // Redundant, and libseccomp refuses it.
+                if !redundant_syscalls.contains(name) {
+                    redundant_syscalls.push(name.clone());
                 }
                 continue;
             }
@@ -435,6 +456,7 @@ pub fn compile(spec: &LinuxSeccomp) -> Result<Filter> {
         flags,
         rules,
         ignored_syscalls,
+        redundant_syscalls,
     })
 }
 
@@ -513,8 +535,16 @@ impl Filter {
         Ok(ctx)
     }
 
-    /// The BPF program (array of `struct sock_filter`, 8 bytes each) for this filter.
+    /// The BPF program (array of `struct sock_filter`, 8 bytes each) for this filter:
+    /// runc's `ENOSYS` stub (see [`enosys`]) followed by libseccomp's program.
     pub fn to_bpf(&self) -> Result<Vec<u8>> {
+        let mut bpf = enosys::to_bytes(&enosys::stub(self));
+        bpf.extend(self.libseccomp_bpf()?);
+        Ok(bpf)
+    }
+
+    /// libseccomp's BPF program for this filter, without the `ENOSYS` stub.
+    pub fn libseccomp_bpf(&self) -> Result<Vec<u8>> {
         let ctx = self.context()?;
         // SAFETY: memfd_create with a static NUL-terminated name and valid flags.
         let raw = unsafe { libc::memfd_create(c"berth-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
@@ -546,7 +576,10 @@ impl Filter {
     pub fn load(self) -> Result<Option<OwnedFd>> {
         let mut bpf = self.to_bpf()?;
         let insn = std::mem::size_of::<libc::sock_filter>();
-        if bpf.is_empty() || bpf.len() % insn != 0 || bpf.len() / insn > usize::from(u16::MAX) {
+        if bpf.is_empty()
+            || !bpf.len().is_multiple_of(insn)
+            || bpf.len() / insn > usize::from(u16::MAX)
+        {
             return Err(SeccompError::Sys {
                 op: "libseccomp exported a malformed BPF program",
                 source: nix::errno::Errno::EINVAL,
@@ -892,7 +925,11 @@ mod tests {
             (case.check)(&f);
             // Every accepted filter must also build into BPF (no kernel change).
             let bpf = f.to_bpf().unwrap_or_else(|e| panic!("{}: {e}", case.name));
-            assert!(!bpf.is_empty() && bpf.len() % 8 == 0, "{}", case.name);
+            assert!(
+                !bpf.is_empty() && bpf.len().is_multiple_of(8),
+                "{}",
+                case.name
+            );
         }
     }
 
