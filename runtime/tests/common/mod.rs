@@ -145,6 +145,28 @@ impl Fixture {
             .output()
             .expect("spawn berth run")
     }
+    /// Runs a command whose container outlives it (`create`, `run -d`): the container
+    /// keeps the stdio it inherits, so it gets /dev/null and a file, never a pipe the
+    /// test would wait on forever.
+    pub fn detached(&self, mut cmd: Command) -> Output {
+        let errf = self.dir.path().join(format!("stderr-{}", SEQ.fetch_add(1, Ordering::SeqCst)));
+        cmd.stdout(Stdio::null())
+            .stderr(std::fs::File::create(&errf).unwrap());
+        let status = cmd.status().expect("spawn berth");
+        Output {
+            status,
+            stdout: Vec::new(),
+            stderr: std::fs::read(&errf).unwrap_or_default(),
+        }
+    }
+
+    /// `berth create --bundle <bundle> [extra...] <id>`, detached.
+    pub fn create(&self, extra: &[&str]) -> Output {
+        let mut c = self.berth();
+        c.args(["create", "--bundle"]).arg(self.bundle()).args(extra).arg(&self.id);
+        self.detached(c)
+    }
+
     pub fn state(&self) -> Option<serde_json::Value> {
         let o = self.run(&["state", &self.id]);
         o.status
