@@ -1,0 +1,182 @@
+//! Runs a runtime's command line (runc's CLI) with a deadline, capturing stdout and
+//! stderr through files (a detached container may keep its stdio open for ever, so
+//! pipes read to EOF would hang).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// A runtime binary driven through runc's command line.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    path: PathBuf,
+    timeout: Duration,
+}
+
+/// What one runtime command did.
+#[derive(Debug, Clone)]
+pub struct Out {
+    /// The command line, for messages.
+    pub cmd: String,
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Everything it (and a foreground container) wrote to stdout.
+    pub stdout: String,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+}
+
+impl Out {
+    /// The exit code as a shell reports it: the code, or 128 + the signal.
+    pub fn code(&self) -> i32 {
+        match (self.status.code(), self.status.signal()) {
+            (Some(c), _) => c,
+            (None, Some(s)) => 128 + s,
+            (None, None) => -1,
+        }
+    }
+
+    /// Fails unless the command exited 0.
+    pub fn check(&self) -> anyhow::Result<&Self> {
+        if self.code() != 0 {
+            bail!(
+                "`{}` exited {}: {}",
+                self.cmd,
+                self.code(),
+                super::one_line(&self.stderr)
+            );
+        }
+        Ok(self)
+    }
+
+    /// The stdout lines, trimmed.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().map(str::trim).collect()
+    }
+}
+
+/// Where a command's standard input comes from.
+#[derive(Debug, Clone, Default)]
+pub enum Input {
+    /// /dev/null.
+    #[default]
+    Null,
+    /// This file.
+    File(PathBuf),
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl Runtime {
+    /// A runtime at `path` (a bare name is looked up in PATH); each command may take
+    /// at most `timeout`.
+    pub fn new(path: &Path, timeout: Duration) -> anyhow::Result<Self> {
+        let resolved = if path.components().count() == 1 && !path.exists() {
+            which(path).with_context(|| format!("runtime {} not found in PATH", path.display()))?
+        } else {
+            path.to_path_buf()
+        };
+        if !resolved.is_file() {
+            bail!("runtime {} is not a file", resolved.display());
+        }
+        Ok(Runtime {
+            path: std::fs::canonicalize(&resolved)
+                .with_context(|| format!("resolving {}", resolved.display()))?,
+            timeout,
+        })
+    }
+
+    /// The runtime binary.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `RUNTIME --root ROOT ARGS...`, capturing its output into files in `scratch`.
+    pub fn exec<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        root: &Path,
+        args: &[S],
+        input: &Input,
+        scratch: &Path,
+    ) -> anyhow::Result<Out> {
+        let mut argv: Vec<OsString> = vec!["--root".into(), root.as_os_str().to_owned()];
+        argv.extend(args.iter().map(|a| a.as_ref().to_owned()));
+        self.exec_raw(&argv, input, scratch)
+    }
+
+    /// Runs the runtime with exactly these arguments (no `--root`).
+    pub fn exec_raw(&self, argv: &[OsString], input: &Input, scratch: &Path) -> anyhow::Result<Out> {
+        let cmd_text = format!(
+            "{} {}",
+            self.path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            argv.iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let out_path = scratch.join(format!("cmd{n}.stdout"));
+        let err_path = scratch.join(format!("cmd{n}.stderr"));
+        let stdout = File::create(&out_path).with_context(|| out_path.display().to_string())?;
+        let stderr = File::create(&err_path).with_context(|| err_path.display().to_string())?;
+        let stdin = match input {
+            Input::Null => Stdio::null(),
+            Input::File(p) => Stdio::from(File::open(p).with_context(|| p.display().to_string())?),
+        };
+        let mut child = Command::new(&self.path)
+            .args(argv)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("spawning `{cmd_text}`"))?;
+        let status = wait_deadline(&mut child, self.timeout)
+            .with_context(|| format!("`{cmd_text}`"))?;
+        Ok(Out {
+            cmd: cmd_text,
+            status,
+            stdout: read_lossy(&out_path)?,
+            stderr: read_lossy(&err_path)?,
+        })
+    }
+}
+
+fn read_lossy(p: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(p).with_context(|| p.display().to_string())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Waits for `child`, killing it once `timeout` has passed.
+pub fn wait_deadline(child: &mut std::process::Child, timeout: Duration) -> anyhow::Result<ExitStatus> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(st);
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("timed out after {}s and was killed", timeout.as_secs());
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Looks a bare command name up in PATH.
+pub fn which(name: &Path) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
