@@ -151,18 +151,6 @@ pub fn mount_at<'a>(mounts: &'a [MountInfo], point: &str) -> Option<&'a MountInf
     mounts.iter().rev().find(|m| m.mount_point == point)
 }
 
-/// The lines of `text` after the line `marker` and before the next `==` marker line.
-/// Cases print several things separated by `==NAME==` lines.
-pub fn section<'a>(text: &'a str, name: &str) -> Option<String> {
-    let marker = format!("=={name}==");
-    let mut lines = text.lines().skip_while(|l| l.trim() != marker);
-    lines.next()?;
-    let body: Vec<&'a str> = lines
-        .take_while(|l| !(l.starts_with("==") && l.ends_with("==") && l.len() > 4))
-        .collect();
-    Some(body.join("\n"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,14 +205,5 @@ garbage line\n\
         // The topmost mount at a point wins.
         assert_eq!(mount_at(&m, "/mnt/p").map(|x| x.fstype.as_str()), Some("proc"));
         assert!(mount_at(&m, "/nope").is_none());
-    }
-
-    #[test]
-    fn sections() {
-        let t = "==a==\n1\n2\n==b==\nx\n";
-        assert_eq!(section(t, "a").as_deref(), Some("1\n2"));
-        assert_eq!(section(t, "b").as_deref(), Some("x"));
-        assert_eq!(section(t, "c"), None);
-        assert_eq!(section("==a==\n", "a").as_deref(), Some(""));
     }
 }

@@ -72,11 +72,6 @@ impl Suite {
         &self.base
     }
 
-    /// The runtime under test.
-    pub fn runtime(&self) -> &Runtime {
-        &self.runtime
-    }
-
     /// Why `need` is unsupported, if the runtime's `features` says so. A runtime
     /// without `features` is assumed to support everything.
     pub fn unsupported(&self, need: Need) -> Option<String> {
@@ -133,11 +128,6 @@ impl<'a> Ctx<'a> {
             bundles: 0,
             done: false,
         })
-    }
-
-    /// The runtime under test.
-    pub fn runtime(&self) -> &Runtime {
-        &self.suite.runtime
     }
 
     /// A new bundle with a busybox rootfs and the default config, for a fresh id.
