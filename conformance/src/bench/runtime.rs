@@ -108,7 +108,10 @@ pub fn parse_runtime(spec: &str) -> anyhow::Result<(String, PathBuf)> {
     if name.is_empty() || path.as_os_str().is_empty() {
         bail!("--runtime {spec:?}: want NAME=PATH");
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         bail!("--runtime {spec:?}: the name may hold only letters, digits, - and _");
     }
     Ok((name, path))
@@ -281,7 +284,11 @@ pub fn report(names: &[String], samples: &[Sample]) -> String {
                 med.get(&("runc".to_string(), sc)),
                 med.get(&("crun".to_string(), sc)),
             ) {
-                s.push_str(&format!("ratio runc/crun {:<16} {:.2}\n", sc.name(), ms(*r) / ms(*c)));
+                s.push_str(&format!(
+                    "ratio runc/crun {:<16} {:.2}\n",
+                    sc.name(),
+                    ms(*r) / ms(*c)
+                ));
             }
         }
     }
@@ -370,26 +377,50 @@ impl Bench {
             root: &root,
             id: &id,
         };
-        let g = |a: &[&Path]| -> Vec<OsString> { a.iter().map(|p| p.as_os_str().to_owned()).collect() };
+        let g =
+            |a: &[&Path]| -> Vec<OsString> { a.iter().map(|p| p.as_os_str().to_owned()).collect() };
         let mut steps = Vec::new();
         match scenario {
             Scenario::Lifecycle => {
                 let mut a = vec!["create".into(), "--bundle".into()];
                 a.extend(g(&[&self.true_bundle]));
-                a.extend(["--pid-file".into(), pid_file.as_os_str().to_owned(), id.clone().into()]);
+                a.extend([
+                    "--pid-file".into(),
+                    pid_file.as_os_str().to_owned(),
+                    id.clone().into(),
+                ]);
                 steps.push(timed(rt, &root, "create", &a)?);
                 let pid = read_pid(&pid_file)?;
-                steps.push(timed(rt, &root, "start", &["start".into(), id.clone().into()])?);
+                steps.push(timed(
+                    rt,
+                    &root,
+                    "start",
+                    &["start".into(), id.clone().into()],
+                )?);
                 steps.push(wait_exit(pid)?);
-                steps.push(timed(rt, &root, "delete", &["delete".into(), id.clone().into()])?);
+                steps.push(timed(
+                    rt,
+                    &root,
+                    "delete",
+                    &["delete".into(), id.clone().into()],
+                )?);
             }
             Scenario::Detached => {
                 let mut a = vec!["run".into(), "-d".into(), "--bundle".into()];
                 a.extend(g(&[&self.sleep_bundle]));
-                a.extend(["--pid-file".into(), pid_file.as_os_str().to_owned(), id.clone().into()]);
+                a.extend([
+                    "--pid-file".into(),
+                    pid_file.as_os_str().to_owned(),
+                    id.clone().into(),
+                ]);
                 steps.push(timed(rt, &root, "run", &a)?);
                 let pid = read_pid(&pid_file)?;
-                steps.push(timed(rt, &root, "state", &["state".into(), id.clone().into()])?);
+                steps.push(timed(
+                    rt,
+                    &root,
+                    "state",
+                    &["state".into(), id.clone().into()],
+                )?);
                 steps.push(timed(
                     rt,
                     &root,
@@ -397,7 +428,12 @@ impl Bench {
                     &["kill".into(), id.clone().into(), "KILL".into()],
                 )?);
                 steps.push(wait_exit(pid)?);
-                steps.push(timed(rt, &root, "delete", &["delete".into(), id.clone().into()])?);
+                steps.push(timed(
+                    rt,
+                    &root,
+                    "delete",
+                    &["delete".into(), id.clone().into()],
+                )?);
             }
             Scenario::Run => {
                 let mut a = vec!["run".into(), "--bundle".into()];
@@ -421,23 +457,24 @@ struct Cleanup<'a> {
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
-        for args in [vec!["delete", "--force", self.id]] {
-            let _ = Command::new(self.rt)
-                .arg("--root")
-                .arg(self.root)
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
+        let _ = Command::new(self.rt)
+            .arg("--root")
+            .arg(self.root)
+            .args(["delete", "--force", self.id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = std::fs::remove_dir_all(self.root);
     }
 }
 
 fn read_pid(p: &Path) -> anyhow::Result<i32> {
     let t = std::fs::read_to_string(p).with_context(|| format!("pid file {}", p.display()))?;
-    let pid: i32 = t.trim().parse().with_context(|| format!("pid file holds {t:?}"))?;
+    let pid: i32 = t
+        .trim()
+        .parse()
+        .with_context(|| format!("pid file holds {t:?}"))?;
     let _ = std::fs::remove_file(p);
     Ok(pid)
 }
@@ -511,7 +548,10 @@ fn wait_exit(pid: i32) -> anyhow::Result<Step> {
 fn become_subreaper() -> anyhow::Result<()> {
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        bail!("PR_SET_CHILD_SUBREAPER: {}", std::io::Error::last_os_error());
+        bail!(
+            "PR_SET_CHILD_SUBREAPER: {}",
+            std::io::Error::last_os_error()
+        );
     }
     Ok(())
 }
@@ -533,7 +573,12 @@ fn chart(path: &Path, names: &[String], samples: &[Sample]) -> anyhow::Result<()
     use plotters::prelude::*;
     let med = medians(samples);
     let rss = peak_rss(samples);
-    let colors = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
+    let colors = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+    ];
     let k = u32::try_from(names.len())?;
     let root = SVGBackend::new(path, (1200, 800)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -565,7 +610,10 @@ fn chart(path: &Path, names: &[String], samples: &[Sample]) -> anyhow::Result<()
         c.draw_series(values.iter().enumerate().map(|(i, v)| {
             let i = u32::try_from(i).unwrap_or(0);
             let mut r = Rectangle::new(
-                [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), *v)],
+                [
+                    (SegmentValue::Exact(i), 0.0),
+                    (SegmentValue::Exact(i + 1), *v),
+                ],
                 colors[i as usize % colors.len()].filled(),
             );
             r.set_margin(0, 0, 8, 8);
@@ -577,7 +625,10 @@ fn chart(path: &Path, names: &[String], samples: &[Sample]) -> anyhow::Result<()
     for (sc, area) in SCENARIOS.iter().zip(panels.iter()) {
         let vals = names
             .iter()
-            .map(|n| med.get(&(n.clone(), *sc)).map_or(0.0, |d| d.as_secs_f64() * 1000.0))
+            .map(|n| {
+                med.get(&(n.clone(), *sc))
+                    .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+            })
             .collect();
         draw_bars(area, &format!("{} (median)", sc.name()), "ms", vals)?;
     }
@@ -632,7 +683,8 @@ mod tests {
         for (spec, want) in table {
             let got = parse_runtime(spec).ok();
             assert_eq!(
-                got.as_ref().map(|(n, p)| (n.as_str(), p.to_str().unwrap_or(""))),
+                got.as_ref()
+                    .map(|(n, p)| (n.as_str(), p.to_str().unwrap_or(""))),
                 want,
                 "{spec}"
             );
@@ -643,7 +695,10 @@ mod tests {
     fn medians_odd_even_empty() {
         assert_eq!(median(vec![]), None);
         assert_eq!(median(vec![ms(5), ms(1), ms(3)]), Some(ms(3)));
-        assert_eq!(median(vec![ms(4), ms(1), ms(3), ms(2)]), Some(Duration::from_micros(2500)));
+        assert_eq!(
+            median(vec![ms(4), ms(1), ms(3), ms(2)]),
+            Some(Duration::from_micros(2500))
+        );
     }
 
     #[test]
@@ -656,7 +711,12 @@ mod tests {
             sample(
                 "berth",
                 Scenario::Lifecycle,
-                &[("create", 5, 2100), ("start", 1, 1500), ("wait", 2, 0), ("delete", 1, 1000)],
+                &[
+                    ("create", 5, 2100),
+                    ("start", 1, 1500),
+                    ("wait", 2, 0),
+                    ("delete", 1, 1000),
+                ],
             ),
         ];
         let med = medians(&samples);

@@ -181,7 +181,17 @@ impl RootfsTemplate {
     /// files, and the usual empty directories.
     pub fn populate(&self, root: &Path) -> anyhow::Result<()> {
         for d in [
-            "bin", "etc", "proc", "sys", "dev", "tmp", "root", "mnt", "home/user", "var", "run",
+            "bin",
+            "etc",
+            "proc",
+            "sys",
+            "dev",
+            "tmp",
+            "root",
+            "mnt",
+            "home/user",
+            "var",
+            "run",
         ] {
             std::fs::create_dir_all(root.join(d))?;
         }
@@ -294,7 +304,14 @@ mod tests {
             .iter()
             .filter_map(|m| m["destination"].as_str())
             .collect();
-        for d in ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"] {
+        for d in [
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+        ] {
             assert!(dests.contains(&d), "missing mount {d}");
         }
         for set in ["bounding", "effective", "permitted"] {
@@ -354,9 +371,11 @@ mod tests {
         let sh = std::fs::read_link(b.rootfs().join("bin/sh")).expect("sh is a symlink");
         assert_eq!(sh, Path::new("busybox"));
         assert!(b.rootfs().join("bin/busybox").is_file());
-        assert!(std::fs::read_to_string(b.rootfs().join("etc/passwd"))
-            .expect("passwd")
-            .starts_with("root:x:0:0:"));
+        assert!(
+            std::fs::read_to_string(b.rootfs().join("etc/passwd"))
+                .expect("passwd")
+                .starts_with("root:x:0:0:")
+        );
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -175,7 +175,8 @@ mod tests {
 
     #[test]
     fn status_parsing() {
-        let s = "Name:\tsh\nUmask:\t0027\nCapEff:\t0000000000000420\nNoNewPrivs:\t1\nGroups:\t5 6 \n";
+        let s =
+            "Name:\tsh\nUmask:\t0027\nCapEff:\t0000000000000420\nNoNewPrivs:\t1\nGroups:\t5 6 \n";
         assert_eq!(status_field(s, "Umask"), Ok("0027"));
         assert_eq!(status_field(s, "Groups"), Ok("5 6"));
         assert_eq!(status_caps(s, "CapEff"), Ok(0x420));
@@ -203,7 +204,10 @@ garbage line\n\
         assert_eq!(m[1].super_options, ["rw", "size=1024k", "mode=1777"]);
         assert!(m[2].readonly() && !m[2].shared());
         // The topmost mount at a point wins.
-        assert_eq!(mount_at(&m, "/mnt/p").map(|x| x.fstype.as_str()), Some("proc"));
+        assert_eq!(
+            mount_at(&m, "/mnt/p").map(|x| x.fstype.as_str()),
+            Some("proc")
+        );
         assert!(mount_at(&m, "/nope").is_none());
     }
 }

@@ -152,7 +152,9 @@ impl<'a> Ctx<'a> {
 
     /// Runs `RUNTIME --root ROOT ARGS`.
     pub fn rt(&self, args: &[&str]) -> anyhow::Result<Out> {
-        self.suite.runtime.exec(&self.root, args, &Input::Null, &self.dir)
+        self.suite
+            .runtime
+            .exec(&self.root, args, &Input::Null, &self.dir)
     }
 
     /// Runs `RUNTIME --root ROOT ARGS` with stdin from a file.

@@ -111,7 +111,12 @@ impl Runtime {
     }
 
     /// Runs the runtime with exactly these arguments (no `--root`).
-    pub fn exec_raw(&self, argv: &[OsString], input: &Input, scratch: &Path) -> anyhow::Result<Out> {
+    pub fn exec_raw(
+        &self,
+        argv: &[OsString],
+        input: &Input,
+        scratch: &Path,
+    ) -> anyhow::Result<Out> {
         let cmd_text = format!(
             "{} {}",
             self.path
@@ -139,8 +144,8 @@ impl Runtime {
             .stderr(stderr)
             .spawn()
             .with_context(|| format!("spawning `{cmd_text}`"))?;
-        let status = wait_deadline(&mut child, self.timeout)
-            .with_context(|| format!("`{cmd_text}`"))?;
+        let status =
+            wait_deadline(&mut child, self.timeout).with_context(|| format!("`{cmd_text}`"))?;
         Ok(Out {
             cmd: cmd_text,
             status,
@@ -156,7 +161,10 @@ fn read_lossy(p: &Path) -> anyhow::Result<String> {
 }
 
 /// Waits for `child`, killing it once `timeout` has passed.
-pub fn wait_deadline(child: &mut std::process::Child, timeout: Duration) -> anyhow::Result<ExitStatus> {
+pub fn wait_deadline(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> anyhow::Result<ExitStatus> {
     let start = Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {

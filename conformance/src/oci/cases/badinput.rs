@@ -25,7 +25,11 @@ pub fn expect_one_line_error(out: &Out) -> anyhow::Result<()> {
     if out.code() == 0 {
         anyhow::bail!("`{}` succeeded", out.cmd);
     }
-    let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     if lines.len() != 1 {
         anyhow::bail!(
             "`{}` exited {} with {} stderr lines, want 1: {:?}",
@@ -68,7 +72,10 @@ fn find_named(dir: &std::path::Path, id: &str, found: &mut Vec<std::path::PathBu
 fn malformed(ctx: &mut Ctx) -> anyhow::Result<()> {
     let b = ctx.bundle()?;
     ctx.track(&b.id);
-    std::fs::write(b.dir.join("config.json"), "{\"ociVersion\": \"1.0.2\", \"process\": {")?;
+    std::fs::write(
+        b.dir.join("config.json"),
+        "{\"ociVersion\": \"1.0.2\", \"process\": {",
+    )?;
     let dir = b.dir.to_string_lossy().into_owned();
     for cmd in ["create", "run"] {
         let out = ctx.rt(&[cmd, "--bundle", &dir, &b.id])?;
@@ -135,8 +142,16 @@ fn duplicate_id(ctx: &mut Ctx) -> anyhow::Result<()> {
     let out = ctx.create(&b, &[])?;
     expect_one_line_error(&out)?;
     let st = ctx.state(&a.id)?;
-    expect_eq("first container's status", st["status"].as_str(), Some("created"))?;
-    expect_eq("first container's pid", st["pid"].as_i64(), Some(i64::from(pid)))?;
+    expect_eq(
+        "first container's status",
+        st["status"].as_str(),
+        Some("created"),
+    )?;
+    expect_eq(
+        "first container's pid",
+        st["pid"].as_i64(),
+        Some(i64::from(pid)),
+    )?;
     expect_eq(
         "first container's bundle",
         st["bundle"].as_str().map(std::path::Path::new),
@@ -151,7 +166,11 @@ fn start_twice(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.rt(&["start", &a.id])?.check()?;
     let out = ctx.rt(&["start", &a.id])?;
     expect_one_line_error(&out)?;
-    expect_eq("status", ctx.state(&a.id)?["status"].as_str(), Some("running"))
+    expect_eq(
+        "status",
+        ctx.state(&a.id)?["status"].as_str(),
+        Some("running"),
+    )
 }
 
 fn bad_mapping(ctx: &mut Ctx) -> anyhow::Result<()> {

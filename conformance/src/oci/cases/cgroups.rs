@@ -81,20 +81,30 @@ fn path_honoured(ctx: &mut Ctx) -> anyhow::Result<()> {
 fn memory_limit(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut b = ctx.bundle()?;
     let limit = 64u64 << 20;
-    b.set(&["linux", "resources", "memory"], json!({"limit": limit, "swap": limit}));
+    b.set(
+        &["linux", "resources", "memory"],
+        json!({"limit": limit, "swap": limit}),
+    );
     b.sh(&format!(
         "{}; {}",
         v2_marker(),
         cat_cg("memory/memory.limit_in_bytes", "memory.max")
     ));
     let out = ctx.run_ok(&b)?;
-    expect_eq("limit seen inside", out.lines().nth(1), Some(limit.to_string().as_str()))
+    expect_eq(
+        "limit seen inside",
+        out.lines().nth(1),
+        Some(limit.to_string().as_str()),
+    )
 }
 
 fn oom_kill(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut b = ctx.bundle()?;
     let limit = 16u64 << 20;
-    b.set(&["linux", "resources", "memory"], json!({"limit": limit, "swap": limit}));
+    b.set(
+        &["linux", "resources", "memory"],
+        json!({"limit": limit, "swap": limit}),
+    );
     // tail keeps the one endless line of /dev/zero in memory until it is killed.
     b.sh("head -c 256m /dev/zero | tail > /dev/null; echo rc=$?");
     let out = ctx.run(&b)?;
@@ -103,7 +113,11 @@ fn oom_kill(ctx: &mut Ctx) -> anyhow::Result<()> {
         return Ok(());
     }
     out.check()?;
-    expect_eq("exit status of the allocating process", out.stdout.trim(), "rc=137")
+    expect_eq(
+        "exit status of the allocating process",
+        out.stdout.trim(),
+        "rc=137",
+    )
 }
 
 fn pids(ctx: &mut Ctx) -> anyhow::Result<()> {
@@ -120,7 +134,7 @@ fn pids(ctx: &mut Ctx) -> anyhow::Result<()> {
         .trim()
         .parse()
         .map_err(|_| anyhow::anyhow!("bad process count {out:?}"))?;
-    if n > 10 || n < 2 {
+    if !(2..=10).contains(&n) {
         anyhow::bail!("{n} processes alive with pids.limit 10");
     }
     Ok(())
@@ -168,11 +182,27 @@ fn pause_resume(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.run_detached(&b)?;
     let pid = ctx.pid(&b.id)?;
     ctx.rt(&["pause", &b.id])?.check()?;
-    expect_eq("status after pause", ctx.state(&b.id)?["status"].clone(), json!("paused"))?;
-    expect_eq("freezer after pause", freezer_state(pid)?.as_str(), "FROZEN")?;
+    expect_eq(
+        "status after pause",
+        ctx.state(&b.id)?["status"].clone(),
+        json!("paused"),
+    )?;
+    expect_eq(
+        "freezer after pause",
+        freezer_state(pid)?.as_str(),
+        "FROZEN",
+    )?;
     ctx.rt(&["resume", &b.id])?.check()?;
-    expect_eq("status after resume", ctx.state(&b.id)?["status"].clone(), json!("running"))?;
-    expect_eq("freezer after resume", freezer_state(pid)?.as_str(), "THAWED")
+    expect_eq(
+        "status after resume",
+        ctx.state(&b.id)?["status"].clone(),
+        json!("running"),
+    )?;
+    expect_eq(
+        "freezer after resume",
+        freezer_state(pid)?.as_str(),
+        "THAWED",
+    )
 }
 
 fn update(ctx: &mut Ctx) -> anyhow::Result<()> {
@@ -181,16 +211,27 @@ fn update(ctx: &mut Ctx) -> anyhow::Result<()> {
     b.args(&["/bin/sleep", "1000"]);
     ctx.run_detached(&b)?;
     let read = |ctx: &Ctx| -> anyhow::Result<String> {
-        let out = ctx.rt(&["exec", &b.id, "/bin/sh", "-c", &cat_cg("pids/pids.max", "pids.max")])?;
+        let out = ctx.rt(&[
+            "exec",
+            &b.id,
+            "/bin/sh",
+            "-c",
+            &cat_cg("pids/pids.max", "pids.max"),
+        ])?;
         out.check()?;
         Ok(out.stdout.trim().to_string())
     };
     expect_eq("pids.max before update", read(ctx)?.as_str(), "100")?;
     ctx.rt(&["update", "--pids-limit", "50", &b.id])?.check()?;
-    expect_eq("pids.max after update --pids-limit 50", read(ctx)?.as_str(), "50")?;
+    expect_eq(
+        "pids.max after update --pids-limit 50",
+        read(ctx)?.as_str(),
+        "50",
+    )?;
     let res = ctx.path("resources.json");
     std::fs::write(&res, r#"{"pids": {"limit": 42}}"#)?;
-    ctx.rt(&["update", "-r", &res.to_string_lossy(), &b.id])?.check()?;
+    ctx.rt(&["update", "-r", &res.to_string_lossy(), &b.id])?
+        .check()?;
     expect_eq("pids.max after update -r", read(ctx)?.as_str(), "42")?;
     // Still running and unharmed.
     ctx.wait_status(&b.id, "running", Duration::from_secs(1))

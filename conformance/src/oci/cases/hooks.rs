@@ -73,7 +73,9 @@ fn all_hooks(ctx: &mut Ctx) -> anyhow::Result<()> {
     for k in KINDS {
         b.set(&["hooks", k], json!([hook(&dir, k)]));
     }
-    b.mount(json!({"destination": "/hooks", "type": "bind", "source": dir, "options": ["rbind", "rw"]}));
+    b.mount(
+        json!({"destination": "/hooks", "type": "bind", "source": dir, "options": ["rbind", "rw"]}),
+    );
     b.args(&["/bin/sleep", "1000"]);
     ctx.create(&b, &[])?.check()?;
     expect_eq(
@@ -84,7 +86,11 @@ fn all_hooks(ctx: &mut Ctx) -> anyhow::Result<()> {
     let pid = ctx.pid(&b.id)?;
     for k in ["prestart", "createRuntime", "createContainer"] {
         let st = check_state(&dir, k, &b.id, &b.dir)?;
-        expect_eq(&format!("{k} state pid"), st["pid"].as_i64(), Some(i64::from(pid)))?;
+        expect_eq(
+            &format!("{k} state pid"),
+            st["pid"].as_i64(),
+            Some(i64::from(pid)),
+        )?;
     }
     ctx.rt(&["start", &b.id])?.check()?;
     expect_eq(
@@ -100,7 +106,11 @@ fn all_hooks(ctx: &mut Ctx) -> anyhow::Result<()> {
     )?;
     for k in ["startContainer", "poststart"] {
         let st = check_state(&dir, k, &b.id, &b.dir)?;
-        expect_eq(&format!("{k} state pid"), st["pid"].as_i64(), Some(i64::from(pid)))?;
+        expect_eq(
+            &format!("{k} state pid"),
+            st["pid"].as_i64(),
+            Some(i64::from(pid)),
+        )?;
     }
     ctx.rt(&["kill", &b.id, "KILL"])?.check()?;
     ctx.wait_status(&b.id, "stopped", Duration::from_secs(10))?;

@@ -36,9 +36,17 @@ fn transitions(ctx: &mut Ctx) -> anyhow::Result<()> {
     let b = sleeper(ctx)?;
     ctx.create(&b, &[])?.check()?;
     let st = ctx.state(&b.id)?;
-    expect_eq("status after create", st["status"].as_str(), Some("created"))?;
+    expect_eq(
+        "status after create",
+        st["status"].as_str(),
+        Some("created"),
+    )?;
     expect_eq("id", st["id"].as_str(), Some(b.id.as_str()))?;
-    expect_eq("bundle", st["bundle"].as_str().map(Path::new), Some(b.dir.as_path()))?;
+    expect_eq(
+        "bundle",
+        st["bundle"].as_str().map(Path::new),
+        Some(b.dir.as_path()),
+    )?;
     if st["ociVersion"].as_str().is_none_or(str::is_empty) {
         anyhow::bail!("state has no ociVersion: {st}");
     }
@@ -47,7 +55,11 @@ fn transitions(ctx: &mut Ctx) -> anyhow::Result<()> {
         anyhow::bail!("state pid {pid} does not exist");
     }
     ctx.rt(&["start", &b.id])?.check()?;
-    expect_eq("status after start", ctx.state(&b.id)?["status"].clone(), json!("running"))?;
+    expect_eq(
+        "status after start",
+        ctx.state(&b.id)?["status"].clone(),
+        json!("running"),
+    )?;
     expect_eq("pid after start", ctx.pid(&b.id)?, pid)?;
     ctx.rt(&["kill", &b.id, "KILL"])?.check()?;
     ctx.wait_status(&b.id, "stopped", Duration::from_secs(10))?;
@@ -63,7 +75,9 @@ fn create_waits(ctx: &mut Ctx) -> anyhow::Result<()> {
     let dir = ctx.path("marks");
     std::fs::create_dir_all(&dir)?;
     let mut b = ctx.bundle()?;
-    b.mount(json!({"destination": "/marks", "type": "bind", "source": dir, "options": ["rbind", "rw"]}));
+    b.mount(
+        json!({"destination": "/marks", "type": "bind", "source": dir, "options": ["rbind", "rw"]}),
+    );
     b.sh("echo ran > /marks/ran");
     ctx.create(&b, &[])?.check()?;
     // Give a runtime that wrongly starts the process at create time a chance to show it.
@@ -79,8 +93,8 @@ fn create_waits(ctx: &mut Ctx) -> anyhow::Result<()> {
 }
 
 fn read_pid_file(p: &Path) -> anyhow::Result<i32> {
-    let text = std::fs::read_to_string(p)
-        .map_err(|e| anyhow::anyhow!("pid file {}: {e}", p.display()))?;
+    let text =
+        std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("pid file {}: {e}", p.display()))?;
     text.trim()
         .parse()
         .map_err(|_| anyhow::anyhow!("pid file holds {text:?}"))
@@ -89,15 +103,24 @@ fn read_pid_file(p: &Path) -> anyhow::Result<i32> {
 fn pid_file(ctx: &mut Ctx) -> anyhow::Result<()> {
     let b = sleeper(ctx)?;
     let pf = ctx.path("create.pid");
-    ctx.create(&b, &["--pid-file", &pf.to_string_lossy()])?.check()?;
+    ctx.create(&b, &["--pid-file", &pf.to_string_lossy()])?
+        .check()?;
     expect_eq("create --pid-file", read_pid_file(&pf)?, ctx.pid(&b.id)?)?;
     let b2 = sleeper(ctx)?;
     b2.write_config()?;
     ctx.track(&b2.id);
     let pf2 = ctx.path("run.pid");
     let dir = b2.dir.to_string_lossy().into_owned();
-    ctx.rt(&["run", "-d", "--pid-file", &pf2.to_string_lossy(), "--bundle", &dir, &b2.id])?
-        .check()?;
+    ctx.rt(&[
+        "run",
+        "-d",
+        "--pid-file",
+        &pf2.to_string_lossy(),
+        "--bundle",
+        &dir,
+        &b2.id,
+    ])?
+    .check()?;
     expect_eq("run -d --pid-file", read_pid_file(&pf2)?, ctx.pid(&b2.id)?)
 }
 
@@ -114,7 +137,9 @@ fn kill_signals(ctx: &mut Ctx) -> anyhow::Result<()> {
     let dir = ctx.path("sig");
     std::fs::create_dir_all(&dir)?;
     let mut b = ctx.bundle()?;
-    b.mount(json!({"destination": "/sig", "type": "bind", "source": dir, "options": ["rbind", "rw"]}));
+    b.mount(
+        json!({"destination": "/sig", "type": "bind", "source": dir, "options": ["rbind", "rw"]}),
+    );
     b.sh(
         "trap 'echo USR1 >> /sig/log' USR1; trap 'echo USR2 >> /sig/log' USR2; \
          trap 'echo HUP >> /sig/log' HUP; trap 'echo TERM >> /sig/log; exit 0' TERM; \
@@ -156,7 +181,11 @@ fn delete_refuses(ctx: &mut Ctx) -> anyhow::Result<()> {
     if out.code() == 0 {
         anyhow::bail!("delete of a running container without --force succeeded");
     }
-    expect_eq("status after refused delete", ctx.state(&b.id)?["status"].clone(), json!("running"))
+    expect_eq(
+        "status after refused delete",
+        ctx.state(&b.id)?["status"].clone(),
+        json!("running"),
+    )
 }
 
 fn delete_force(ctx: &mut Ctx) -> anyhow::Result<()> {
@@ -170,7 +199,11 @@ fn delete_force(ctx: &mut Ctx) -> anyhow::Result<()> {
     let gone = poll(Duration::from_secs(10), || {
         // Gone, or a zombie waiting for its reaper.
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
             .unwrap_or(true)
     });
     if !gone {
@@ -184,8 +217,17 @@ fn exec(ctx: &mut Ctx) -> anyhow::Result<()> {
     b.set(&["hostname"], json!("exec-host"));
     ctx.run_detached(&b)?;
     let out = ctx.rt(&[
-        "exec", "--env", "BERTH_X=42", "--cwd", "/tmp", "--user", "1000:1000", &b.id, "/bin/sh",
-        "-c", "echo $BERTH_X; pwd; id -u; id -g; hostname; readlink /proc/self/ns/pid",
+        "exec",
+        "--env",
+        "BERTH_X=42",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "1000:1000",
+        &b.id,
+        "/bin/sh",
+        "-c",
+        "echo $BERTH_X; pwd; id -u; id -g; hostname; readlink /proc/self/ns/pid",
     ])?;
     out.check()?;
     let pid = ctx.pid(&b.id)?;
@@ -193,7 +235,14 @@ fn exec(ctx: &mut Ctx) -> anyhow::Result<()> {
     expect_eq(
         "exec output",
         out.lines(),
-        vec!["42", "/tmp", "1000", "1000", "exec-host", &pidns.to_string_lossy()],
+        vec![
+            "42",
+            "/tmp",
+            "1000",
+            "1000",
+            "exec-host",
+            &pidns.to_string_lossy(),
+        ],
     )?;
     let out = ctx.rt(&["exec", &b.id, "/bin/sh", "-c", "exit 7"])?;
     expect_eq("exit status of exec", out.code(), 7)
@@ -213,7 +262,11 @@ fn exec_process_file(ctx: &mut Ctx) -> anyhow::Result<()> {
     std::fs::write(&proc_json, serde_json::to_vec(&p)?)?;
     let out = ctx.rt(&["exec", "--process", &proc_json.to_string_lossy(), &b.id])?;
     out.check()?;
-    expect_eq("exec --process output", out.lines(), vec!["from-file", "/etc"])
+    expect_eq(
+        "exec --process output",
+        out.lines(),
+        vec!["from-file", "/etc"],
+    )
 }
 
 fn ps_list(ctx: &mut Ctx) -> anyhow::Result<()> {

@@ -48,7 +48,11 @@ pub fn all() -> Vec<Case> {
 }
 
 /// Fails with a message naming `what` unless `got == want`.
-pub fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> anyhow::Result<()> {
+pub fn expect_eq<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    got: T,
+    want: T,
+) -> anyhow::Result<()> {
     if got != want {
         bail!("{what}: got {got:?}, want {want:?}");
     }
@@ -80,7 +84,8 @@ mod tests {
         assert!(names.len() > 40, "only {} cases", names.len());
         for n in &names {
             assert!(
-                n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
                 "case name {n:?}"
             );
         }

@@ -17,9 +17,15 @@ pub fn cases() -> Vec<Case> {
         case("mount_tmpfs_size_mode", tmpfs),
         case("mount_proc", |c| fstype_at(c, "/proc", "proc", false)),
         case("mount_sysfs_ro", |c| fstype_at(c, "/sys", "sysfs", true)),
-        case("mount_devpts", |c| fstype_at(c, "/dev/pts", "devpts", false)),
-        case("mount_mqueue", |c| fstype_at(c, "/dev/mqueue", "mqueue", false)),
-        case("mount_dev_shm_tmpfs", |c| fstype_at(c, "/dev/shm", "tmpfs", false)),
+        case("mount_devpts", |c| {
+            fstype_at(c, "/dev/pts", "devpts", false)
+        }),
+        case("mount_mqueue", |c| {
+            fstype_at(c, "/dev/mqueue", "mqueue", false)
+        }),
+        case("mount_dev_shm_tmpfs", |c| {
+            fstype_at(c, "/dev/shm", "tmpfs", false)
+        }),
         case("mount_cgroup", cgroupfs),
         case("mount_flags_nosuid_nodev_noexec", flags),
         case("mount_propagation_flags", propagation),
@@ -36,10 +42,18 @@ pub fn cases() -> Vec<Case> {
 
 /// Runs `sh -c SCRIPT; echo ==mountinfo==; cat /proc/self/mountinfo` and returns the
 /// script's output and the parsed mount table.
-fn with_mountinfo(ctx: &mut Ctx, b: &mut Bundle, script: &str) -> anyhow::Result<(String, Vec<MountInfo>)> {
-    b.sh(&format!("{script}\necho ==mountinfo==; cat /proc/self/mountinfo"));
+fn with_mountinfo(
+    ctx: &mut Ctx,
+    b: &mut Bundle,
+    script: &str,
+) -> anyhow::Result<(String, Vec<MountInfo>)> {
+    b.sh(&format!(
+        "{script}\necho ==mountinfo==; cat /proc/self/mountinfo"
+    ));
     let out = ctx.run_ok(b)?;
-    let (head, tail) = out.split_once("==mountinfo==\n").unwrap_or((out.as_str(), ""));
+    let (head, tail) = out
+        .split_once("==mountinfo==\n")
+        .unwrap_or((out.as_str(), ""));
     Ok((head.to_string(), parse_mountinfo(tail)))
 }
 
@@ -57,7 +71,9 @@ fn bind_ro(ctx: &mut Ctx) -> anyhow::Result<()> {
     let src = host_dir(ctx, "ro-src")?;
     std::fs::write(src.join("data"), "host data\n")?;
     let mut b = ctx.bundle()?;
-    b.mount(json!({"destination": "/mnt/ro", "type": "bind", "source": src, "options": ["bind", "ro"]}));
+    b.mount(
+        json!({"destination": "/mnt/ro", "type": "bind", "source": src, "options": ["bind", "ro"]}),
+    );
     let (out, mi) = with_mountinfo(
         ctx,
         &mut b,
@@ -76,7 +92,9 @@ fn bind_ro(ctx: &mut Ctx) -> anyhow::Result<()> {
 fn bind_rw(ctx: &mut Ctx) -> anyhow::Result<()> {
     let src = host_dir(ctx, "rw-src")?;
     let mut b = ctx.bundle()?;
-    b.mount(json!({"destination": "/mnt/rw", "type": "none", "source": src, "options": ["bind", "rw"]}));
+    b.mount(
+        json!({"destination": "/mnt/rw", "type": "none", "source": src, "options": ["bind", "rw"]}),
+    );
     b.sh("echo from-container > /mnt/rw/out");
     ctx.run_ok(&b)?;
     let got = std::fs::read_to_string(src.join("out"))
@@ -107,8 +125,10 @@ fn rbind(ctx: &mut Ctx) -> anyhow::Result<()> {
 
 fn tmpfs(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut b = ctx.bundle()?;
-    b.mount(json!({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs",
-                   "options": ["size=1m", "mode=1770", "nosuid"]}));
+    b.mount(
+        json!({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["size=1m", "mode=1770", "nosuid"]}),
+    );
     let (out, mi) = with_mountinfo(ctx, &mut b, "stat -c %a /mnt/t")?;
     expect_eq("mode", out.trim(), "1770")?;
     let m = find(&mi, "/mnt/t")?;
@@ -145,7 +165,10 @@ fn cgroupfs(ctx: &mut Ctx) -> anyhow::Result<()> {
         .iter()
         .filter(|m| m.mount_point.starts_with("/sys/fs/cgroup/") && m.fstype == "cgroup")
         .collect();
-    if !v1.iter().any(|m| m.super_options.iter().any(|o| o == "memory")) {
+    if !v1
+        .iter()
+        .any(|m| m.super_options.iter().any(|o| o == "memory"))
+    {
         anyhow::bail!("no cgroup (v1 memory) or cgroup2 mount under /sys/fs/cgroup");
     }
     if let Some(m) = v1.iter().find(|m| !m.readonly()) {
@@ -157,8 +180,10 @@ fn cgroupfs(ctx: &mut Ctx) -> anyhow::Result<()> {
 fn flags(ctx: &mut Ctx) -> anyhow::Result<()> {
     let src = host_dir(ctx, "flags-src")?;
     let mut b = ctx.bundle()?;
-    b.mount(json!({"destination": "/mnt/f", "type": "bind", "source": src,
-                   "options": ["rbind", "nosuid", "nodev", "noexec", "ro"]}));
+    b.mount(
+        json!({"destination": "/mnt/f", "type": "bind", "source": src,
+                   "options": ["rbind", "nosuid", "nodev", "noexec", "ro"]}),
+    );
     let (_, mi) = with_mountinfo(ctx, &mut b, "true")?;
     let m = find(&mi, "/mnt/f")?;
     for want in ["nosuid", "nodev", "noexec", "ro"] {
@@ -177,7 +202,10 @@ fn propagation(ctx: &mut Ctx) -> anyhow::Result<()> {
     b.mount(json!({"destination": "/mnt/p", "type": "bind", "source": p, "options": ["rbind", "rprivate"]}));
     let (_, mi) = with_mountinfo(ctx, &mut b, "true")?;
     if !find(&mi, "/mnt/s")?.shared() {
-        anyhow::bail!("/mnt/s (rshared) is not shared: {:?}", find(&mi, "/mnt/s")?.optional);
+        anyhow::bail!(
+            "/mnt/s (rshared) is not shared: {:?}",
+            find(&mi, "/mnt/s")?.optional
+        );
     }
     let m = find(&mi, "/mnt/p")?;
     if m.shared() || m.slave() {
@@ -214,7 +242,11 @@ fn masked(ctx: &mut Ctx) -> anyhow::Result<()> {
          touch /etc/secretdir/n 2>/dev/null && echo WROTE; echo end",
     );
     let out = ctx.run_ok(&b)?;
-    expect_eq("masked file, masked dir, /proc/kcore bytes", out.as_str(), "==\n==\n0\nend\n")
+    expect_eq(
+        "masked file, masked dir, /proc/kcore bytes",
+        out.as_str(),
+        "==\n==\n0\nend\n",
+    )
 }
 
 fn masked_symlink(ctx: &mut Ctx) -> anyhow::Result<()> {

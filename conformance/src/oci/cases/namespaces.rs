@@ -36,9 +36,16 @@ fn pid(ctx: &mut Ctx) -> anyhow::Result<()> {
     b.sh("echo $$; ls -d /proc/[0-9]* | wc -l");
     let out = ctx.run_ok(&b)?;
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
-    expect_eq("pid of the container process", lines.first().copied(), Some("1"))?;
+    expect_eq(
+        "pid of the container process",
+        lines.first().copied(),
+        Some("1"),
+    )?;
     // sh, ls and wc at most.
-    let n: u32 = lines.get(1).and_then(|s| s.parse().ok()).unwrap_or(u32::MAX);
+    let n: u32 = lines
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u32::MAX);
     if n > 3 {
         anyhow::bail!("{n} processes visible in the new pid namespace");
     }
@@ -104,7 +111,11 @@ fn net_host(ctx: &mut Ctx) -> anyhow::Result<()> {
     }
     b.args(&["/bin/readlink", "/proc/self/ns/net"]);
     let out = ctx.run_ok(&b)?;
-    expect_eq("network namespace", out.trim(), host_ns("self", "net")?.as_str())
+    expect_eq(
+        "network namespace",
+        out.trim(),
+        host_ns("self", "net")?.as_str(),
+    )
 }
 
 fn cgroup(ctx: &mut Ctx) -> anyhow::Result<()> {

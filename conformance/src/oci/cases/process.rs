@@ -43,7 +43,11 @@ fn env(ctx: &mut Ctx) -> anyhow::Result<()> {
     // runc adds HOME from /etc/passwd when the spec leaves it out; allowed.
     let mut lines: Vec<&str> = out.lines().filter(|l| !l.starts_with("HOME=")).collect();
     lines.sort();
-    expect_eq("environment", lines, vec!["BERTH_A=x y", "BERTH_B=", "PATH=/bin"])
+    expect_eq(
+        "environment",
+        lines,
+        vec!["BERTH_A=x y", "BERTH_B=", "PATH=/bin"],
+    )
 }
 
 fn cwd(ctx: &mut Ctx) -> anyhow::Result<()> {
@@ -85,7 +89,11 @@ fn umask(ctx: &mut Ctx) -> anyhow::Result<()> {
     b.sh("grep Umask /proc/self/status; touch /tmp/f; stat -c %a /tmp/f");
     let out = ctx.run_ok(&b)?;
     expect_eq("Umask", status_field(&out, "Umask")?, "0027")?;
-    expect_eq("mode of a new file", out.lines().last().unwrap_or(""), "640")
+    expect_eq(
+        "mode of a new file",
+        out.lines().last().unwrap_or(""),
+        "640",
+    )
 }
 
 fn stdio(ctx: &mut Ctx) -> anyhow::Result<()> {
