@@ -61,7 +61,7 @@ impl Out {
     }
 }
 
-/// Where a command's standard input comes from.
+/// Where a command's standard input comes from (and descriptors passed beyond stdio).
 #[derive(Debug, Clone, Default)]
 pub enum Input {
     /// /dev/null.
@@ -69,6 +69,8 @@ pub enum Input {
     Null,
     /// This file.
     File(PathBuf),
+    /// /dev/null on stdin, and this file open (read-only) as descriptor 3.
+    Fd3(PathBuf),
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -131,19 +133,41 @@ impl Runtime {
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let out_path = scratch.join(format!("cmd{n}.stdout"));
         let err_path = scratch.join(format!("cmd{n}.stderr"));
+        let mut fds_to_close = Vec::new();
         let stdout = File::create(&out_path).with_context(|| out_path.display().to_string())?;
         let stderr = File::create(&err_path).with_context(|| err_path.display().to_string())?;
-        let stdin = match input {
-            Input::Null => Stdio::null(),
-            Input::File(p) => Stdio::from(File::open(p).with_context(|| p.display().to_string())?),
-        };
-        let mut child = Command::new(&self.path)
-            .args(argv)
-            .stdin(stdin)
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .with_context(|| format!("spawning `{cmd_text}`"))?;
+        let mut cmd = Command::new(&self.path);
+        cmd.args(argv).stdout(stdout).stderr(stderr);
+        match input {
+            Input::Null => {
+                cmd.stdin(Stdio::null());
+            }
+            Input::File(p) => {
+                cmd.stdin(File::open(p).with_context(|| p.display().to_string())?);
+            }
+            Input::Fd3(p) => {
+                cmd.stdin(Stdio::null());
+                let f = File::open(p).with_context(|| p.display().to_string())?;
+                let raw = std::os::fd::IntoRawFd::into_raw_fd(f);
+                // SAFETY: the closure only calls dup2 (async-signal-safe) between fork
+                // and exec; dup2 clears CLOEXEC on the new descriptor 3.
+                unsafe {
+                    std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                        if libc::dup2(raw, 3) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+                fds_to_close.push(raw);
+            }
+        }
+        let spawned = cmd.spawn();
+        for fd in fds_to_close {
+            // SAFETY: closing the descriptor we opened above and own.
+            unsafe { libc::close(fd) };
+        }
+        let mut child = spawned.with_context(|| format!("spawning `{cmd_text}`"))?;
         let status =
             wait_deadline(&mut child, self.timeout).with_context(|| format!("`{cmd_text}`"))?;
         Ok(Out {

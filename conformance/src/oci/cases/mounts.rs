@@ -30,6 +30,7 @@ pub fn cases() -> Vec<Case> {
         case("mount_flags_nosuid_nodev_noexec", flags),
         case("mount_propagation_flags", propagation),
         case("root_readonly", root_readonly),
+        case("rootfs_propagation", rootfs_propagation),
         case("masked_paths", masked),
         case("masked_path_symlink_in_rootfs", masked_symlink),
         case("readonly_paths", readonly_paths),
@@ -225,6 +226,21 @@ fn root_readonly(ctx: &mut Ctx) -> anyhow::Result<()> {
     expect_eq("output", out.as_str(), "REFUSED\nSHM-OK\n")?;
     if !find(&mi, "/")?.readonly() {
         anyhow::bail!("/ is not mounted ro");
+    }
+    Ok(())
+}
+
+/// `linux.rootfsPropagation`: "shared" makes / a shared mount, "private" a
+/// private one.
+fn rootfs_propagation(ctx: &mut Ctx) -> anyhow::Result<()> {
+    for (mode, want_shared) in [("shared", true), ("private", false)] {
+        let mut b = ctx.bundle()?;
+        b.set(&["linux", "rootfsPropagation"], json!(mode));
+        let (_, mi) = with_mountinfo(ctx, &mut b, "true")?;
+        let root = find(&mi, "/")?;
+        if root.shared() != want_shared || (!want_shared && root.slave()) {
+            anyhow::bail!("rootfsPropagation {mode}: / has {:?}", root.optional);
+        }
     }
     Ok(())
 }

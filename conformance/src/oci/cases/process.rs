@@ -11,6 +11,7 @@ use crate::oci::driver::Input;
 pub fn cases() -> Vec<Case> {
     vec![
         case("process_args", args),
+        case("process_args_path_lookup", path_lookup),
         case("process_env", env),
         case("process_cwd", cwd),
         case("process_user_uid_gid", user),
@@ -30,6 +31,15 @@ fn args(ctx: &mut Ctx) -> anyhow::Result<()> {
     b.args(&["/bin/echo", "one two", "three"]);
     let out = ctx.run_ok(&b)?;
     expect_eq("stdout", out.as_str(), "one two three\n")
+}
+
+/// A bare program name is looked up in the process's PATH.
+fn path_lookup(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let mut b = ctx.bundle()?;
+    b.set(&["process", "env"], json!(["PATH=/nowhere:/bin"]));
+    b.args(&["echo", "found"]);
+    let out = ctx.run_ok(&b)?;
+    expect_eq("stdout", out.as_str(), "found\n")
 }
 
 fn env(ctx: &mut Ctx) -> anyhow::Result<()> {

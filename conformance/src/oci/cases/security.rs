@@ -22,6 +22,7 @@ pub fn cases() -> Vec<Case> {
         },
         case("sysctl", sysctl),
         case("no_host_fd_leak", fd_leak),
+        case("preserve_fds", preserve_fds),
     ]
 }
 
@@ -389,4 +390,24 @@ fn fd_leak(ctx: &mut Ctx) -> anyhow::Result<()> {
         anyhow::bail!("descriptors in the container {fds:?} (leaked host fd was {fd})");
     }
     Ok(())
+}
+
+/// `--preserve-fds 1` passes descriptor 3 through to the container process.
+fn preserve_fds(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let data = ctx.path("fd3");
+    std::fs::write(&data, "through fd 3\n")?;
+    let b = {
+        let mut b = ctx.bundle()?;
+        b.sh("cat <&3");
+        b
+    };
+    b.write_config()?;
+    ctx.track(&b.id);
+    let dir = b.dir.to_string_lossy().into_owned();
+    let out = ctx.rt_input(
+        &["run", "--preserve-fds", "1", "--bundle", &dir, &b.id],
+        &crate::oci::driver::Input::Fd3(data),
+    )?;
+    out.check()?;
+    expect_eq("read from fd 3", out.stdout.as_str(), "through fd 3\n")
 }
