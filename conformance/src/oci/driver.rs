@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -64,12 +64,13 @@ impl Out {
 /// Where a command's standard input comes from (and descriptors passed beyond stdio).
 #[derive(Debug, Clone, Default)]
 pub enum Input {
-    /// /dev/null.
+    /// An empty file (not the host's /dev/null: a runtime may chown its stdio to
+    /// the container's user).
     #[default]
     Null,
     /// This file.
     File(PathBuf),
-    /// /dev/null on stdin, and this file open (read-only) as descriptor 3.
+    /// An empty stdin, and this file open (read-only) as descriptor 3.
     Fd3(PathBuf),
 }
 
@@ -138,15 +139,20 @@ impl Runtime {
         let stderr = File::create(&err_path).with_context(|| err_path.display().to_string())?;
         let mut cmd = Command::new(&self.path);
         cmd.args(argv).stdout(stdout).stderr(stderr);
+        let empty = scratch.join(format!("cmd{n}.stdin"));
+        let empty_stdin = || -> anyhow::Result<File> {
+            File::create(&empty).with_context(|| empty.display().to_string())?;
+            File::open(&empty).with_context(|| empty.display().to_string())
+        };
         match input {
             Input::Null => {
-                cmd.stdin(Stdio::null());
+                cmd.stdin(empty_stdin()?);
             }
             Input::File(p) => {
                 cmd.stdin(File::open(p).with_context(|| p.display().to_string())?);
             }
             Input::Fd3(p) => {
-                cmd.stdin(Stdio::null());
+                cmd.stdin(empty_stdin()?);
                 let f = File::open(p).with_context(|| p.display().to_string())?;
                 let raw = std::os::fd::IntoRawFd::into_raw_fd(f);
                 // SAFETY: the closure only calls dup2 (async-signal-safe) between fork
