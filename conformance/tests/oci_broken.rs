@@ -119,3 +119,39 @@ exec runc "$@"
         );
     }
 }
+
+/// runc behind a wrapper that drops --all, --pid-file and --preserve-fds: the
+/// cases for those flags fail.
+#[test]
+fn runtime_ignoring_flags_fails_those_cases() {
+    let t = TempDir::new("flags");
+    let rt = t.script(
+        "flag-dropping-runtime",
+        r#"#!/bin/sh
+skip=0
+for a in "$@"; do
+  shift
+  if [ $skip = 1 ]; then skip=0; continue; fi
+  case "$a" in
+    --all) continue ;;
+    --pid-file|--preserve-fds) skip=1; continue ;;
+  esac
+  set -- "$@" "$a"
+done
+exec runc "$@"
+"#,
+    );
+    for name in [
+        "kill_all",
+        "pid_file",
+        "preserve_fds",
+        "exec_detach_pid_file",
+    ] {
+        let run = suite(&["--runtime", &rt.to_string_lossy(), "--filter", name]);
+        assert!(
+            matches!(run.verdict(name), Line::Fail(_)),
+            "{name} passed although the runtime drops its flag:\n{}",
+            run.stdout
+        );
+    }
+}

@@ -17,10 +17,12 @@ pub fn cases() -> Vec<Case> {
         case("pid_file", pid_file),
         case("stopped_after_process_exits", stopped_after_exit),
         case("kill_signal_names_and_numbers", kill_signals),
+        case("kill_all", kill_all),
         case("delete_refuses_running", delete_refuses),
         case("delete_force_running", delete_force),
         case("exec_joins_container", exec),
         case("exec_process_json", exec_process_file),
+        case("exec_detach_pid_file", exec_detach),
         case("ps_and_list", ps_list),
         case("events_stats", events),
     ]
@@ -311,4 +313,51 @@ fn events(ctx: &mut Ctx) -> anyhow::Result<()> {
         anyhow::bail!("stats lack pids.current >= 1: {}", ev["data"]);
     }
     Ok(())
+}
+
+/// `kill --all` signals every process of the container, not only its init (which,
+/// as a pid namespace's init without a handler, ignores SIGTERM).
+fn kill_all(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let dir = ctx.path("marks");
+    std::fs::create_dir_all(&dir)?;
+    let mut b = ctx.bundle()?;
+    b.mount(
+        json!({"destination": "/marks", "type": "bind", "source": dir, "options": ["rbind", "rw"]}),
+    );
+    b.sh("sleep 1000 & echo ready > /marks/ready; wait; echo reaped > /marks/done; sleep 1000");
+    ctx.run_detached(&b)?;
+    if !poll(Duration::from_secs(10), || dir.join("ready").exists()) {
+        anyhow::bail!("the container never got ready");
+    }
+    ctx.rt(&["kill", "--all", &b.id, "TERM"])?.check()?;
+    if !poll(Duration::from_secs(10), || dir.join("done").exists()) {
+        anyhow::bail!("the child of init did not get SIGTERM from kill --all");
+    }
+    Ok(())
+}
+
+fn exec_detach(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let b = sleeper(ctx)?;
+    ctx.run_detached(&b)?;
+    let init = ctx.pid(&b.id)?;
+    let pf = ctx.path("exec.pid");
+    ctx.rt(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        &pf.to_string_lossy(),
+        &b.id,
+        "/bin/sleep",
+        "1000",
+    ])?
+    .check()?;
+    let pid = read_pid_file(&pf)?;
+    let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid"));
+    expect_eq("pid namespace of the exec'd process", ns(pid)?, ns(init)?)?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))?;
+    expect_eq(
+        "its command line",
+        cmdline.as_slice(),
+        b"/bin/sleep\x001000\x00".as_slice(),
+    )
 }
