@@ -155,3 +155,41 @@ exec runc "$@"
         );
     }
 }
+
+/// A runtime that hangs is killed at --timeout with everything it forked, and the
+/// case fails saying so.
+#[test]
+fn hanging_runtime_times_out_and_is_killed() {
+    let t = TempDir::new("hang");
+    let pids = t.0.join("pids");
+    let rt = t.script(
+        "hanging-runtime",
+        &format!(
+            "#!/bin/sh\nsleep 1000 &\necho $! >> {}\nwait\n",
+            pids.display()
+        ),
+    );
+    let run = suite(&[
+        "--runtime",
+        &rt.to_string_lossy(),
+        "--timeout",
+        "2",
+        "--filter",
+        "process_args",
+    ]);
+    for name in ["process_args", "process_args_path_lookup"] {
+        match run.verdict(name) {
+            Line::Fail(why) => assert!(why.contains("timed out"), "{name}: {why}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    let text = std::fs::read_to_string(&pids).expect("the runtime ran");
+    for pid in text.lines() {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+        assert!(
+            stat.is_empty() || state.starts_with('Z'),
+            "child {pid} of the hung runtime is still alive: {stat}"
+        );
+    }
+}

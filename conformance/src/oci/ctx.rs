@@ -325,10 +325,47 @@ pub fn cgroup_dirs(cgpath: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Removes what a (possibly broken) runtime left of a container's cgroups: kills
+/// the processes still in them, then removes the directories.
 fn remove_cgroups(cgpath: &str) {
-    for d in cgroup_dirs(cgpath) {
+    let dirs = cgroup_dirs(cgpath);
+    if dirs.is_empty() {
+        return;
+    }
+    for _ in 0..50 {
+        let mut alive = false;
+        for d in &dirs {
+            for pid in procs_under(d) {
+                alive = true;
+                // SAFETY: kill(2) with a pid read from the container's own cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        if !alive {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for d in dirs {
         rmdir_tree(&d);
     }
+}
+
+fn procs_under(d: &Path) -> Vec<i32> {
+    let mut out: Vec<i32> = std::fs::read_to_string(d.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .filter(|p| *p > 1)
+        .collect();
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                out.extend(procs_under(&e.path()));
+            }
+        }
+    }
+    out
 }
 
 fn rmdir_tree(d: &Path) {

@@ -138,6 +138,8 @@ impl Runtime {
         let stdout = File::create(&out_path).with_context(|| out_path.display().to_string())?;
         let stderr = File::create(&err_path).with_context(|| err_path.display().to_string())?;
         let mut cmd = Command::new(&self.path);
+        // Its own process group, so a timeout kills whatever it forked too.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.args(argv).stdout(stdout).stderr(stderr);
         let empty = scratch.join(format!("cmd{n}.stdin"));
         let empty_stdin = || -> anyhow::Result<File> {
@@ -202,6 +204,10 @@ pub fn wait_deadline(
             return Ok(st);
         }
         if start.elapsed() > timeout {
+            if let Ok(pgid) = i32::try_from(child.id()) {
+                // SAFETY: kill(2) on the process group the child leads.
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            }
             let _ = child.kill();
             let _ = child.wait();
             bail!("timed out after {}s and was killed", timeout.as_secs());
