@@ -7,7 +7,8 @@ use common::{Line, expected_summary, leftover_cgroups, scratch, suite};
 
 /// Cases runc 1.1.5 (Debian 12) genuinely gets wrong, with the reason:
 /// - ns_uts_domainname: runc 1.1 ignores `domainname` (added in runc 1.2);
-/// - hooks_all_six_in_order_with_state: runc 1.1 runs poststart hooks at `create`;
+/// - hooks_all_six_in_order_with_state: runc 1.1 runs poststart hooks at `create`
+///   (and gives createContainer hooks the pid 1 of the container's namespace);
 /// - bad_user_mapping_rejected: runc prints three log lines for one error;
 /// - rootfs_propagation: runc 1.1 leaves / private for `shared` when the bundle's
 ///   parent mount on the host is private (as on this host).

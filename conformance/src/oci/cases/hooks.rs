@@ -33,7 +33,8 @@ fn hook(dir: &Path, kind: &str) -> Value {
     json!({
         "path": "/bin/sh",
         "args": ["sh", "-c", format!(
-            "d={d}; [ -d \"$d\" ] || d=/hooks; cat > \"$d/{kind}.json.tmp\" && mv \"$d/{kind}.json.tmp\" \"$d/{kind}.json\""
+            "d={d}; [ -d \"$d\" ] || d=/hooks; readlink /proc/self/ns/mnt > \"$d/{kind}.ns\"; \
+             cat > \"$d/{kind}.json.tmp\" && mv \"$d/{kind}.json.tmp\" \"$d/{kind}.json\""
         )]
     })
 }
@@ -118,6 +119,24 @@ fn all_hooks(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.rt(&["delete", &b.id])?.check()?;
     expect_eq("hooks after delete", present(&dir), KINDS.to_vec())?;
     check_state(&dir, "poststop", &b.id, &b.dir)?;
+    // createContainer and startContainer run in the container's namespaces, the
+    // others in the runtime's (config.md "POSIX-platform Hooks").
+    let ours = std::fs::read_link("/proc/self/ns/mnt")?;
+    for k in KINDS {
+        let ns = std::fs::read_to_string(dir.join(format!("{k}.ns")))?;
+        let in_container = matches!(k, "createContainer" | "startContainer");
+        let here = std::path::Path::new(ns.trim()) == ours;
+        if here == in_container {
+            anyhow::bail!(
+                "{k} hook ran in the {} mount namespace",
+                if here {
+                    "runtime's"
+                } else {
+                    "container's or another"
+                }
+            );
+        }
+    }
     Ok(())
 }
 
