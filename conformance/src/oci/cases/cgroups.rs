@@ -16,6 +16,7 @@ pub fn cases() -> Vec<Case> {
         case("cgroup_memory_oom_kill", oom_kill),
         case("cgroup_pids_limit_stops_fork_bomb", pids),
         case("cgroup_cpu_shares_quota", cpu),
+        case("cgroup_cpuset", cpuset),
         case("cgroup_pause_resume_freezer", pause_resume),
         case("cgroup_update", update),
     ]
@@ -162,6 +163,22 @@ fn cpu(ctx: &mut Ctx) -> anyhow::Result<()> {
         vec!["v1", "512", "50000", "100000"]
     };
     expect_eq("cpu values", lines, want)
+}
+
+fn cpuset(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let mut b = ctx.bundle()?;
+    b.set(&["linux", "resources", "cpu"], json!({"cpus": "0", "mems": "0"}));
+    b.sh(&format!(
+        "{}; {}; grep Cpus_allowed_list /proc/self/status",
+        cat_cg("cpuset/cpuset.cpus", "cpuset.cpus"),
+        cat_cg("cpuset/cpuset.mems", "cpuset.mems"),
+    ));
+    let out = ctx.run_ok(&b)?;
+    expect_eq(
+        "cpuset.cpus, cpuset.mems, Cpus_allowed_list",
+        out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>(),
+        vec!["0".to_string(), "0".to_string(), "Cpus_allowed_list: 0".to_string()],
+    )
 }
 
 fn freezer_state(pid: i32) -> anyhow::Result<String> {

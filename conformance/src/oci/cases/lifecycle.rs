@@ -35,7 +35,8 @@ fn sleeper(ctx: &mut Ctx) -> anyhow::Result<crate::oci::bundle::Bundle> {
 }
 
 fn transitions(ctx: &mut Ctx) -> anyhow::Result<()> {
-    let b = sleeper(ctx)?;
+    let mut b = sleeper(ctx)?;
+    b.set(&["annotations"], json!({"org.berth.test": "value"}));
     ctx.create(&b, &[])?.check()?;
     let st = ctx.state(&b.id)?;
     expect_eq(
@@ -52,6 +53,12 @@ fn transitions(ctx: &mut Ctx) -> anyhow::Result<()> {
     if st["ociVersion"].as_str().is_none_or(str::is_empty) {
         anyhow::bail!("state has no ociVersion: {st}");
     }
+    // Annotations given in the config appear in the state (runtime.md "State").
+    expect_eq(
+        "annotations",
+        st["annotations"]["org.berth.test"].as_str(),
+        Some("value"),
+    )?;
     let pid = ctx.pid(&b.id)?;
     if !Path::new(&format!("/proc/{pid}")).exists() {
         anyhow::bail!("state pid {pid} does not exist");
