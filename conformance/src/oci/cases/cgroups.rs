@@ -167,7 +167,10 @@ fn cpu(ctx: &mut Ctx) -> anyhow::Result<()> {
 
 fn cpuset(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut b = ctx.bundle()?;
-    b.set(&["linux", "resources", "cpu"], json!({"cpus": "0", "mems": "0"}));
+    b.set(
+        &["linux", "resources", "cpu"],
+        json!({"cpus": "0", "mems": "0"}),
+    );
     b.sh(&format!(
         "{}; {}; grep Cpus_allowed_list /proc/self/status",
         cat_cg("cpuset/cpuset.cpus", "cpuset.cpus"),
@@ -176,8 +179,14 @@ fn cpuset(ctx: &mut Ctx) -> anyhow::Result<()> {
     let out = ctx.run_ok(&b)?;
     expect_eq(
         "cpuset.cpus, cpuset.mems, Cpus_allowed_list",
-        out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>(),
-        vec!["0".to_string(), "0".to_string(), "Cpus_allowed_list: 0".to_string()],
+        out.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>(),
+        vec![
+            "0".to_string(),
+            "0".to_string(),
+            "Cpus_allowed_list: 0".to_string(),
+        ],
     )
 }
 

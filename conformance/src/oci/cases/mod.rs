@@ -12,6 +12,7 @@ mod mounts;
 mod namespaces;
 mod process;
 mod security;
+mod terminal;
 
 /// One case: a name, an optional feature the runtime may declare unsupported, and
 /// the check itself.
@@ -40,6 +41,7 @@ pub fn all() -> Vec<Case> {
     v.extend(namespaces::cases());
     v.extend(mounts::cases());
     v.extend(security::cases());
+    v.extend(terminal::cases());
     v.extend(cgroups::cases());
     v.extend(hooks::cases());
     v.extend(lifecycle::cases());
