@@ -6,3 +6,8 @@ pub mod digest;
 
 pub use content::{BlobInfo, ContentError, ContentStore, Ingest, Writer};
 pub use digest::{Algorithm, Digest, DigestError};
+pub mod images;
+pub mod meta;
+
+pub use images::ImageRecord;
+pub use meta::{MetaError, MetaStore};
