@@ -11,3 +11,8 @@ pub mod meta;
 
 pub use images::ImageRecord;
 pub use meta::{MetaError, MetaStore};
+pub mod mount;
+pub mod snapshots;
+pub mod testsuite;
+
+pub use snapshots::{Kind, Mount, SnapshotError, Snapshots, Snapshotter};
