@@ -1,6 +1,7 @@
 //! berth-snapshotter: content-addressed blobs, overlay snapshots, safe layer unpack,
 //! and the registry pull path berthd uses.
 
+pub mod apply;
 pub mod content;
 pub mod digest;
 
