@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod content;
 pub mod digest;
+pub mod gc;
 
 pub use content::{BlobInfo, ContentError, ContentStore, Ingest, Writer};
 pub use digest::{Algorithm, Digest, DigestError};
@@ -15,5 +16,6 @@ pub use meta::{MetaError, MetaStore};
 pub mod mount;
 pub mod snapshots;
 pub mod testsuite;
+pub mod unpack;
 
 pub use snapshots::{Kind, Mount, SnapshotError, Snapshots, Snapshotter};
