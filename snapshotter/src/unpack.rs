@@ -45,6 +45,15 @@ pub enum UnpackError {
         #[source]
         source: ApplyError,
     },
+    /// Flushing the applied layer to disk failed.
+    #[error("layer {layer}: syncfs: {source}")]
+    Sync {
+        /// Layer blob digest.
+        layer: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A layer blob is missing or unreadable.
     #[error(transparent)]
     Content(#[from] ContentError),
@@ -124,6 +133,13 @@ pub fn unpack_layer(
                 actual: applied.diff_id,
             });
         }
+        // The layer must be on disk before a committed record points at it.
+        std::fs::File::open(&upper)
+            .and_then(|f| nix::unistd::syncfs(&f).map_err(std::io::Error::from))
+            .map_err(|source| UnpackError::Sync {
+                layer: layer_name.to_owned(),
+                source,
+            })?;
         match snapshotter.commit(&chain, &key, labels) {
             Ok(()) => Ok(()),
             // Another unpack of the same chain committed first: theirs is identical.
