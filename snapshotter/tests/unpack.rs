@@ -246,3 +246,35 @@ fn gc_removes_what_no_image_uses() {
         0
     );
 }
+
+#[test]
+fn concurrent_unpacks_share_layers() {
+    require_root();
+    let e = env();
+    let (layers, diff_ids) = split(&three_layers(&e.content));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let (content, snaps) = (e.content.clone(), e.snaps.clone());
+            let (layers, diff_ids) = (layers.clone(), diff_ids.clone());
+            std::thread::spawn(move || unpack_image(&content, &snaps, &layers, &diff_ids))
+        })
+        .collect();
+    let chains: Vec<String> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap())
+        .collect();
+    assert_eq!(chains[0], chains[1]);
+    let snaps = e.snaps.list().unwrap();
+    assert_eq!(
+        snaps.len(),
+        3,
+        "one snapshot per layer, no leftovers: {snaps:?}"
+    );
+    assert!(snaps.iter().all(|s| s.kind == Kind::Committed));
+    assert_eq!(
+        fs::read_dir(e.snaps.root().join("snapshots"))
+            .unwrap()
+            .count(),
+        3
+    );
+}
