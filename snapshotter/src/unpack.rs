@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::apply::{ApplyError, apply_layer};
+use crate::apply::{ApplyError, apply_layer_with_parents};
 use crate::content::{ContentError, ContentStore};
 use crate::digest::Digest;
 use crate::snapshots::{Kind, SnapshotError, Snapshotter};
@@ -121,10 +121,14 @@ pub fn unpack_layer(
     snapshotter.prepare(&key, parent, labels.clone())?;
     let result = (|| {
         let upper = snapshotter.upper_dir(&key)?;
+        let lowers = snapshotter.parent_dirs(&key)?;
+        let lowers: Vec<&std::path::Path> = lowers.iter().map(|p| p.as_path()).collect();
         let applied =
-            apply_layer(&upper, reader, media_type).map_err(|source| UnpackError::Apply {
-                layer: layer_name.to_owned(),
-                source,
+            apply_layer_with_parents(&upper, &lowers, reader, media_type).map_err(|source| {
+                UnpackError::Apply {
+                    layer: layer_name.to_owned(),
+                    source,
+                }
             })?;
         if applied.diff_id != *diff_id {
             return Err(UnpackError::DiffIdMismatch {
