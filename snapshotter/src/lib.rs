@@ -20,8 +20,6 @@
 //! `Ingest::commit`; then `unpack::unpack_image` (or `unpack::unpack_layer` on a
 //! tee of the download) → `MetaStore::put_image`.
 
-#![warn(missing_docs)]
-
 pub mod apply;
 pub mod content;
 pub mod digest;
