@@ -1,2 +1,13 @@
 //! berth-snapshotter: content-addressed blobs, overlay snapshots, safe layer unpack,
 //! and the registry pull path berthd uses.
+
+pub mod content;
+pub mod digest;
+
+pub use content::{BlobInfo, ContentError, ContentStore, Ingest, Writer};
+pub use digest::{Algorithm, Digest, DigestError};
+pub mod images;
+pub mod meta;
+
+pub use images::ImageRecord;
+pub use meta::{MetaError, MetaStore};
