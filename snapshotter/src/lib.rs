@@ -11,3 +11,4 @@ pub mod meta;
 
 pub use images::ImageRecord;
 pub use meta::{MetaError, MetaStore};
+pub mod remote;
