@@ -19,4 +19,5 @@ pub mod testsuite;
 pub mod unpack;
 
 pub use snapshots::{Kind, Mount, SnapshotError, Snapshots, Snapshotter};
+pub mod pull;
 pub mod remote;

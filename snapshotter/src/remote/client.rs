@@ -729,17 +729,18 @@ impl RegistryClient {
                         }
                     }
                     Ok(None) => break,
-                    Err(source) => {
-                        // Resume from what we have on the next attempt.
-                        last_err = Some(RemoteError::Http {
-                            url: url.to_string(),
-                            source,
+                    Err(_) => {
+                        // The body broke off: resume from what we have on the next attempt.
+                        last_err = Some(RemoteError::Truncated {
+                            digest: digest.clone(),
+                            expected: size,
+                            got: ingest.size(),
                         });
                         break;
                     }
                 }
             }
-            if ingest.size() < size && last_err.is_none() {
+            if ingest.size() < size {
                 last_err = Some(RemoteError::Truncated {
                     digest: digest.clone(),
                     expected: size,
