@@ -5,6 +5,8 @@
 #       BERTH_TEST_REGISTRY=127.0.0.1:PORT       open registry (no auth)
 #       BERTH_TEST_AUTH_REGISTRY=127.0.0.1:PORT  registry requiring bearer tokens
 #       BERTH_TEST_AUTH_CREDS=user:password      credentials the token server accepts
+#       BERTH_TEST_TLS_REGISTRY=127.0.0.1:PORT   HTTPS, same storage as the open registry
+#       BERTH_TEST_TLS_CA=FILE                   the CA that signed its certificate
 #       BERTH_TEST_REGISTRY_DIR=DIR              state (configs, storage, pid files, logs)
 #   scripts/registry.sh stop "$BERTH_TEST_REGISTRY_DIR"
 #
@@ -40,6 +42,23 @@ PY
     return 1
 }
 
+wait_tls() { # host:port ca-file
+    i=0
+    while [ $i -lt 100 ]; do
+        if python3 - "$1" "$2" <<'PY' 2>/dev/null; then
+import sys, ssl, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+urllib.request.urlopen("https://" + sys.argv[1] + "/v2/", timeout=1, context=ctx)
+PY
+            return 0
+        fi
+        i=$((i + 1))
+        sleep 0.1
+    done
+    echo "registry.sh: https://$1/v2/ did not answer in time" >&2
+    return 1
+}
+
 start() {
     [ -x "$REGISTRY_BIN" ] || { echo "registry.sh: $REGISTRY_BIN missing (apt-get install docker-registry)" >&2; exit 1; }
     conf=${BERTH_CONFORMANCE:-${CARGO_TARGET_DIR:-target}/debug/berth-conformance}
@@ -48,6 +67,7 @@ start() {
     port=$(free_port)
     aport=$(free_port)
     tport=$(free_port)
+    sport=$(free_port)
     creds="berth:berth-secret"
     mkdir -p "$dir/open" "$dir/auth"
 
@@ -84,6 +104,30 @@ auth:
     issuer: berth-test-issuer
     rootcertbundle: $dir/token.crt
 YML
+    # HTTPS registry serving the open registry's storage, with a certificate for
+    # 127.0.0.1 signed by a throwaway CA.
+    openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+        -keyout "$dir/ca.key" -out "$dir/ca.crt" -subj /CN=berth-test-ca -days 3650 2>/dev/null
+    openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+        -keyout "$dir/tls.key" -out "$dir/tls.csr" -subj /CN=127.0.0.1 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$dir/tls.ext"
+    openssl x509 -req -in "$dir/tls.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+        -out "$dir/tls.crt" -days 3650 -extfile "$dir/tls.ext" 2>/dev/null
+    cat >"$dir/tls.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $dir/open
+http:
+  addr: 127.0.0.1:$sport
+  tls:
+    certificate: $dir/tls.crt
+    key: $dir/tls.key
+YML
+    "$REGISTRY_BIN" serve "$dir/tls.yml" >"$dir/tls.log" 2>&1 &
+    echo $! >"$dir/tls.pid"
     "$REGISTRY_BIN" serve "$dir/open.yml" >"$dir/open.log" 2>&1 &
     echo $! >"$dir/open.pid"
     "$REGISTRY_BIN" serve "$dir/auth.yml" >"$dir/auth.log" 2>&1 &
@@ -93,7 +137,8 @@ YML
     echo $! >"$dir/token.pid"
     if ! wait_http "http://127.0.0.1:$port/v2/" 200 ||
         ! wait_http "http://127.0.0.1:$aport/v2/" 401 ||
-        ! wait_http "http://127.0.0.1:$tport/token" 401; then
+        ! wait_http "http://127.0.0.1:$tport/token" 401 ||
+        ! wait_tls "127.0.0.1:$sport" "$dir/ca.crt"; then
         cat "$dir"/*.log >&2
         stop "$dir"
         exit 1
@@ -101,8 +146,10 @@ YML
     echo "export BERTH_TEST_REGISTRY=127.0.0.1:$port"
     echo "export BERTH_TEST_AUTH_REGISTRY=127.0.0.1:$aport"
     echo "export BERTH_TEST_AUTH_CREDS=$creds"
+    echo "export BERTH_TEST_TLS_REGISTRY=127.0.0.1:$sport"
+    echo "export BERTH_TEST_TLS_CA=$dir/ca.crt"
     echo "export BERTH_TEST_REGISTRY_DIR=$dir"
-    echo "# pid files: $dir/open.pid $dir/auth.pid $dir/token.pid" >&2
+    echo "# pid files: $dir/open.pid $dir/auth.pid $dir/token.pid $dir/tls.pid" >&2
 }
 
 stop() {

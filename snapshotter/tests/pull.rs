@@ -856,3 +856,43 @@ fn pull_killed_at_random_points_then_completes() {
     assert!(stores.content.ingests().unwrap().is_empty());
     assert_store_consistent(&stores.content);
 }
+
+#[test]
+fn pulls_over_https_with_ca_or_skip_verify_from_hosts_toml() {
+    let reg = registry_env("BERTH_TEST_TLS_REGISTRY");
+    let ca = registry_env("BERTH_TEST_TLS_CA");
+    let e = env();
+    let rt = rt();
+    let image = format!("{reg}/berth/busybox:latest");
+    let certs = tempfile::tempdir().unwrap();
+    let hosts = certs.path().join(&reg);
+    std::fs::create_dir_all(&hosts).unwrap();
+    let opts = PullOptions {
+        hosts_dir: Some(certs.path().to_owned()),
+        retry: fast_retry(),
+        ..Default::default()
+    };
+    let write = |text: String| std::fs::write(hosts.join("hosts.toml"), text).unwrap();
+
+    // HTTPS without the CA: the certificate is refused.
+    write(format!("server = \"https://{reg}\"\n"));
+    let err = rt.block_on(pull(&e.stores, &image, &opts)).unwrap_err();
+    let msg = format!("{err:?}");
+    assert!(
+        msg.contains("Certificate") || msg.contains("certificate"),
+        "{msg}"
+    );
+    assert!(e.stores.content.list().unwrap().is_empty());
+
+    // With the CA (relative to the hosts.toml directory, as containerd resolves it).
+    std::fs::copy(&ca, hosts.join("ca.crt")).unwrap();
+    write(format!("server = \"https://{reg}\"\nca = \"ca.crt\"\n"));
+    let rec = rt.block_on(pull(&e.stores, &image, &opts)).unwrap();
+    assert_eq!(rec.layers.len(), 1);
+
+    // skip_verify instead of a CA.
+    let e2 = env();
+    write(format!("server = \"https://{reg}\"\nskip_verify = true\n"));
+    let rec2 = rt.block_on(pull(&e2.stores, &image, &opts)).unwrap();
+    assert_eq!(rec2.target, rec.target);
+}
