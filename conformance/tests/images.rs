@@ -228,3 +228,56 @@ fn push_to_token_auth_registry_needs_credentials() {
         "anonymous pull must be refused"
     );
 }
+
+#[test]
+fn bench_pull_runs_against_containerd_on_a_small_image() {
+    let registry = env("BERTH_TEST_REGISTRY");
+    let layout = tempfile::tempdir().unwrap();
+    build(layout.path());
+    run(Command::new(BIN)
+        .args(["images", "push"])
+        .arg(layout.path())
+        .args(["--registry", &registry]));
+    let work = tempfile::tempdir().unwrap();
+    let csv = work.path().join("pull.csv");
+    // berth-pull is built into the same target directory as this binary.
+    let berth_pull = Path::new(BIN).with_file_name("berth-pull");
+    assert!(
+        berth_pull.exists(),
+        "{} missing: build it with `cargo build -p berth-snapshotter --bin berth-pull`",
+        berth_pull.display()
+    );
+    let out = run(Command::new(BIN)
+        .args([
+            "bench",
+            "pull",
+            "--registry",
+            &registry,
+            "--image",
+            "berth/httpd:latest",
+            "--layout-ref",
+            "httpd",
+            "--runs",
+            "1",
+        ])
+        .arg("--layout")
+        .arg(layout.path())
+        .arg("--berth-pull")
+        .arg(&berth_pull)
+        .arg("--work")
+        .arg(work.path().join("w"))
+        .arg("--csv")
+        .arg(&csv));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ratio berth/containerd"), "{stdout}");
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    let tools: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(tools.len(), 3, "{csv}");
+    for t in ["berth", "containerd", "tar-x"] {
+        assert!(tools.contains(&t), "{csv}");
+    }
+}
