@@ -24,7 +24,7 @@ use crate::remote::{
     RetryPolicy,
 };
 use crate::snapshots::Snapshotter;
-use crate::unpack::{UnpackError, unpack_image};
+use crate::unpack::{UnpackError, chain_ids, unpack_layer};
 
 /// Pull errors.
 #[derive(Debug, thiserror::Error)]
@@ -203,31 +203,22 @@ pub async fn pull(stores: &Stores, reference: &str, opts: &PullOptions) -> Resul
     let config =
         manifest::parse_config(&cfg_bytes, image.layers.len()).map_err(|e| remote(e.into()))?;
 
-    size += fetch_layers(&client, &image, stores, opts)
-        .await
-        .map_err(remote)?;
-
-    send(&opts.progress, Progress::Unpacking);
     let layers: Vec<(Digest, String)> = image
         .layers
         .iter()
         .map(|l| (l.digest.clone(), l.media_type.clone()))
         .collect();
-    let chain_id = {
-        let (c, s, diff_ids, layers) = (
-            stores.content.clone(),
-            stores.snapshotter.clone(),
-            config.diff_ids.clone(),
-            layers.clone(),
-        );
-        tokio::task::spawn_blocking(move || unpack_image(&c, &s, &layers, &diff_ids))
-            .await
-            .map_err(|e| PullError::Task(e.to_string()))?
-            .map_err(|source| PullError::Unpack {
+    let (layer_bytes, chain_id) = fetch_and_unpack(&client, &image, &config.diff_ids, stores, opts)
+        .await
+        .map_err(|e| match e {
+            Staged::Remote(source) => remote(source),
+            Staged::Unpack(source) => PullError::Unpack {
                 reference: name.clone(),
                 source,
-            })?
-    };
+            },
+            Staged::Task(m) => PullError::Task(m),
+        })?;
+    size += layer_bytes;
 
     // Only now does the top document become visible: every blob it names is stored.
     {
@@ -264,24 +255,37 @@ fn send(p: &Option<ProgressSender>, ev: Progress) {
     }
 }
 
-/// Downloads every layer, at most `max_concurrent_downloads` at once; returns their
-/// total size. On the first error the other downloads are cancelled (their partial
-/// ingests stay, invisible, for a later resume).
-async fn fetch_layers(
+enum Staged {
+    Remote(RemoteError),
+    Unpack(UnpackError),
+    Task(String),
+}
+
+/// Downloads every layer (at most `max_concurrent_downloads` at once) and unpacks each,
+/// in order, as soon as it and the layers below it are stored, so unpacking overlaps the
+/// downloads. Returns the layers' total size and the top chain ID. On the first error the
+/// other downloads are cancelled (their partial ingests stay, invisible, for a later
+/// resume) and unpacking stops.
+async fn fetch_and_unpack(
     client: &Arc<RegistryClient>,
     image: &ImageManifest,
+    diff_ids: &[Digest],
     stores: &Stores,
     opts: &PullOptions,
-) -> std::result::Result<u64, RemoteError> {
+) -> std::result::Result<(u64, String), Staged> {
     let limit = Arc::new(tokio::sync::Semaphore::new(
         opts.max_concurrent_downloads.max(1),
     ));
+    // One "stored" signal per distinct blob; every layer index waits on its blob's.
+    let mut signals: std::collections::HashMap<Digest, tokio::sync::watch::Receiver<bool>> =
+        std::collections::HashMap::new();
     let mut set = JoinSet::new();
-    let mut seen = std::collections::HashSet::new();
     for l in &image.layers {
-        if !seen.insert(l.digest.clone()) {
+        if signals.contains_key(&l.digest) {
             continue;
         }
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        signals.insert(l.digest.clone(), rx);
         let (client, desc, content, progress, limit) = (
             client.clone(),
             l.clone(),
@@ -294,22 +298,115 @@ async fn fetch_layers(
                 .acquire_owned()
                 .await
                 .map_err(|e| RemoteError::Task(e.to_string()))?;
-            client.fetch_blob(&desc, &content, &progress).await
+            let info = client.fetch_blob(&desc, &content, &progress).await?;
+            let _ = tx.send(true);
+            Ok::<_, RemoteError>(info)
         });
     }
-    let mut total = 0;
-    while let Some(res) = set.join_next().await {
-        match res {
-            Ok(Ok(info)) => total += info.size,
-            Ok(Err(e)) => {
-                set.abort_all();
-                return Err(e);
+    let waits: Vec<tokio::sync::watch::Receiver<bool>> = image
+        .layers
+        .iter()
+        .map(|l| signals[&l.digest].clone())
+        .collect();
+    let layers: Vec<(Digest, String)> = image
+        .layers
+        .iter()
+        .map(|l| (l.digest.clone(), l.media_type.clone()))
+        .collect();
+    let (content, snapshotter, diff_ids, progress) = (
+        stores.content.clone(),
+        stores.snapshotter.clone(),
+        diff_ids.to_vec(),
+        opts.progress.clone(),
+    );
+    let handle = tokio::runtime::Handle::current();
+    let mut unpacker = tokio::task::spawn_blocking(
+        move || -> std::result::Result<Option<String>, UnpackError> {
+            if layers.len() != diff_ids.len() || layers.is_empty() {
+                return Err(UnpackError::LayerCount {
+                    layers: layers.len(),
+                    diff_ids: diff_ids.len(),
+                });
             }
-            Err(e) => {
-                set.abort_all();
-                return Err(RemoteError::Task(e.to_string()));
+            let chains = chain_ids(&diff_ids);
+            let mut parent: Option<String> = None;
+            for (i, (digest, media_type)) in layers.iter().enumerate() {
+                let mut w = waits[i].clone();
+                // Ok(false): the download failed and dropped its sender; stop quietly.
+                let stored = handle.block_on(async { w.wait_for(|v| *v).await.is_ok() });
+                if !stored {
+                    return Ok(None);
+                }
+                if i == 0 {
+                    send(&progress, Progress::Unpacking);
+                }
+                let started = std::time::Instant::now();
+                let blob = content.open_blob(digest)?;
+                unpack_layer(
+                    &snapshotter,
+                    parent.as_deref(),
+                    &chains[i],
+                    &diff_ids[i],
+                    std::io::BufReader::with_capacity(256 * 1024, blob),
+                    media_type,
+                    &digest.to_string(),
+                )?;
+                send(
+                    &progress,
+                    Progress::LayerUnpacked {
+                        digest: digest.clone(),
+                        micros: started.elapsed().as_micros() as u64,
+                    },
+                );
+                parent = Some(chains[i].to_string());
+            }
+            Ok(parent)
+        },
+    );
+    let mut total = 0;
+    let mut unpacked = None;
+    loop {
+        tokio::select! {
+            res = set.join_next(), if !set.is_empty() => match res {
+                Some(Ok(Ok(info))) => total += info.size,
+                Some(Ok(Err(e))) => {
+                    set.abort_all();
+                    // The unpacker sees the dropped signal and stops; wait for it so no
+                    // snapshot work outlives the pull.
+                    let _ = unpacker.await;
+                    return Err(Staged::Remote(e));
+                }
+                Some(Err(e)) => {
+                    set.abort_all();
+                    let _ = unpacker.await;
+                    return Err(Staged::Task(e.to_string()));
+                }
+                None => {}
+            },
+            res = &mut unpacker, if unpacked.is_none() => {
+                match res {
+                    Ok(Ok(Some(chain))) => unpacked = Some(chain),
+                    Ok(Ok(None)) => {
+                        // A download failed; its error arrives through join_next.
+                        unpacked = Some(String::new());
+                    }
+                    Ok(Err(e)) => {
+                        set.abort_all();
+                        return Err(Staged::Unpack(e));
+                    }
+                    Err(e) => {
+                        set.abort_all();
+                        return Err(Staged::Task(e.to_string()));
+                    }
+                }
             }
         }
+        if set.is_empty() && unpacked.is_some() {
+            break;
+        }
     }
-    Ok(total)
+    match unpacked {
+        Some(c) if !c.is_empty() => Ok((total, c)),
+        _ => Err(Staged::Task("unpack stopped without an error".into())),
+    }
 }

@@ -175,8 +175,15 @@ pub enum Progress {
         /// It was in the store already (or another pull fetched it).
         existed: bool,
     },
-    /// Unpacking layers into snapshots.
+    /// Unpacking layers into snapshots starts (it overlaps later downloads).
     Unpacking,
+    /// One layer is unpacked into its snapshot.
+    LayerUnpacked {
+        /// The layer blob.
+        digest: Digest,
+        /// Time spent applying it, in microseconds.
+        micros: u64,
+    },
     /// The image is stored.
     Done,
 }
