@@ -263,32 +263,48 @@ struct TestImage {
 }
 
 fn test_image(layer_bytes: usize, corrupt_diff_id: bool) -> TestImage {
-    // Deterministic incompressible content so the blob is about layer_bytes long.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let data: Vec<u8> = (0..layer_bytes)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    let tar = common::Layer::new()
-        .dir("d", 0o755)
-        .file("d/data", &data)
-        .tar();
-    let diff_id = if corrupt_diff_id {
-        Digest::sha256_of(b"not the layer")
-    } else {
-        Digest::sha256_of(&tar)
-    };
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar).unwrap();
-    let layer = gz.finish().unwrap();
-    let layer_digest = Digest::sha256_of(&layer);
+    test_image_layers(1, layer_bytes, corrupt_diff_id)
+}
+
+/// An image of `count` layers of about `layer_bytes` each; `layer_digest` is the top one
+/// (the one the hostile modes damage).
+fn test_image_layers(count: usize, layer_bytes: usize, corrupt_diff_id: bool) -> TestImage {
+    let mut blobs = HashMap::new();
+    let mut diff_ids = Vec::new();
+    let mut descs = Vec::new();
+    let mut layer_digest = None;
+    for n in 0..count {
+        // Deterministic incompressible content so the blob is about layer_bytes long.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (n as u64 + 1);
+        let data: Vec<u8> = (0..layer_bytes)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let tar = common::Layer::new()
+            .dir("d", 0o755)
+            .file(&format!("d/data{n}"), &data)
+            .tar();
+        let diff_id = if corrupt_diff_id && n + 1 == count {
+            Digest::sha256_of(b"not the layer")
+        } else {
+            Digest::sha256_of(&tar)
+        };
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let layer = gz.finish().unwrap();
+        let d = Digest::sha256_of(&layer);
+        diff_ids.push(diff_id.to_string());
+        descs.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d.to_string(), "size": layer.len()}));
+        blobs.insert(d.to_string(), layer);
+        layer_digest = Some(d);
+    }
     let config = serde_json::to_vec(&json!({
         "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }))
     .unwrap();
     let config_digest = Digest::sha256_of(&config);
@@ -296,18 +312,16 @@ fn test_image(layer_bytes: usize, corrupt_diff_id: bool) -> TestImage {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest.to_string(), "size": layer.len()}],
+        "layers": descs,
     }))
     .unwrap();
     let manifest_digest = Digest::sha256_of(&manifest);
-    let mut blobs = HashMap::new();
-    blobs.insert(layer_digest.to_string(), layer);
     blobs.insert(config_digest.to_string(), config);
     TestImage {
         blobs,
         manifest,
         manifest_digest,
-        layer_digest,
+        layer_digest: layer_digest.expect("at least one layer"),
         config_digest,
     }
 }
@@ -895,4 +909,37 @@ fn pulls_over_https_with_ca_or_skip_verify_from_hosts_toml() {
     write(format!("server = \"https://{reg}\"\nskip_verify = true\n"));
     let rec2 = rt.block_on(pull(&e2.stores, &image, &opts)).unwrap();
     assert_eq!(rec2.target, rec.target);
+}
+
+#[test]
+fn failure_in_a_top_layer_leaves_no_image_and_no_active_snapshot() {
+    for (mode, diff) in [(Mode::CorruptLayer, false), (Mode::Good, true)] {
+        let img = test_image_layers(3, 128 * 1024, diff);
+        let (e, _s, res) = hostile_pull(mode, &img);
+        let err = res.unwrap_err();
+        assert!(
+            err.to_string().contains("digest") || err.to_string().contains("diff_id"),
+            "{err}"
+        );
+        assert_nothing_stored(&e);
+        assert!(!e.stores.content.exists(&img.manifest_digest).unwrap());
+        // Lower layers may be unpacked already: committed, reusable, never half-done.
+        assert!(e.stores.snapshotter.list().unwrap().len() <= 2);
+        // The good server then completes the pull, reusing what is there.
+        if mode == Mode::CorruptLayer {
+            let srv = Hostile::start(img.clone(), Mode::Good);
+            let opts = PullOptions {
+                retry: fast_retry(),
+                ..Default::default()
+            };
+            let rec = rt()
+                .block_on(pull(
+                    &e.stores,
+                    &format!("{}/test/img:latest", srv.addr),
+                    &opts,
+                ))
+                .unwrap();
+            assert_eq!(rec.layers.len(), 3);
+        }
+    }
 }
