@@ -202,6 +202,15 @@ pub async fn pull(stores: &Stores, reference: &str, opts: &PullOptions) -> Resul
     };
     let config =
         manifest::parse_config(&cfg_bytes, image.layers.len()).map_err(|e| remote(e.into()))?;
+    if !opts.platform.fits_config(&config.os, &config.architecture) {
+        return Err(PullError::BadImage {
+            reference: name.clone(),
+            message: format!(
+                "image is for {}/{}, not {}",
+                config.os, config.architecture, opts.platform
+            ),
+        });
+    }
 
     let layers: Vec<(Digest, String)> = image
         .layers

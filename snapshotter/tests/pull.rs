@@ -943,3 +943,28 @@ fn failure_in_a_top_layer_leaves_no_image_and_no_active_snapshot() {
         }
     }
 }
+
+#[test]
+fn single_manifest_for_another_platform_is_refused() {
+    let img = test_image(1024, false);
+    let e = env();
+    let srv = Hostile::start(img, Mode::Good);
+    let opts = PullOptions {
+        platform: Platform::parse("linux/arm64").unwrap(),
+        retry: fast_retry(),
+        ..Default::default()
+    };
+    let err = rt()
+        .block_on(pull(
+            &e.stores,
+            &format!("{}/test/img:latest", srv.addr),
+            &opts,
+        ))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("image is for linux/amd64, not linux/arm64"),
+        "{err}"
+    );
+    assert_nothing_stored(&e);
+}

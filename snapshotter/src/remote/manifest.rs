@@ -204,6 +204,19 @@ impl Platform {
         (self.os.to_ascii_lowercase(), arch.to_owned(), variant)
     }
 
+    /// Whether an image config's `os`/`architecture` fit this platform (variant ignored:
+    /// configs often omit it).
+    pub fn fits_config(&self, os: &str, architecture: &str) -> bool {
+        let other = Platform {
+            architecture: architecture.to_owned(),
+            os: os.to_owned(),
+            variant: None,
+        };
+        let (a_os, a_arch, _) = self.normalized();
+        let (b_os, b_arch, _) = other.normalized();
+        a_os == b_os && a_arch == b_arch
+    }
+
     /// Whether an index entry for `other` can run as `self`.
     pub fn matches(&self, other: &Platform) -> bool {
         self.normalized() == other.normalized()
@@ -640,6 +653,15 @@ mod tests {
         assert!(pick("linux/s390x").unwrap_err().contains("linux/s390x"));
         assert!(pick("linux/arm/v5").is_err());
         assert_eq!(Platform::linux_amd64().to_string(), "linux/amd64");
+        assert!(Platform::linux_amd64().fits_config("linux", "amd64"));
+        assert!(Platform::linux_amd64().fits_config("linux", "x86_64"));
+        assert!(!Platform::linux_amd64().fits_config("linux", "arm64"));
+        assert!(!Platform::linux_amd64().fits_config("windows", "amd64"));
+        assert!(
+            Platform::parse("linux/arm64/v8")
+                .unwrap()
+                .fits_config("linux", "aarch64")
+        );
     }
 
     #[test]
