@@ -267,7 +267,14 @@ fn bench_pull_runs_against_containerd_on_a_small_image() {
         .arg("--work")
         .arg(work.path().join("w"))
         .arg("--csv")
-        .arg(&csv));
+        .arg(&csv)
+        .arg("--svg")
+        .arg(work.path().join("pull.svg")));
+    assert!(
+        std::fs::read_to_string(work.path().join("pull.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("ratio berth/containerd"), "{stdout}");
     let csv = std::fs::read_to_string(&csv).unwrap();

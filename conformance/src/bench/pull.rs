@@ -51,6 +51,9 @@ struct Opts {
     /// Where to write the CSV of every run.
     #[arg(long, default_value = "bench-pull.csv")]
     csv: PathBuf,
+    /// Where to write an SVG bar chart of the medians.
+    #[arg(long, default_value = "bench-pull.svg")]
+    svg: PathBuf,
 }
 
 /// One measured run.
@@ -395,13 +398,71 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         mb / t,
         (mb / bu) / (mb / t)
     );
-    println!("csv: {}", a.csv.display());
+    let chart = svg_chart(
+        &format!(
+            "pull + unpack of {} ({mb:.0} MB), median of {} runs",
+            a.image, a.runs
+        ),
+        &[
+            ("berth pull", b),
+            ("containerd pull", c),
+            ("berth unpack", bu),
+            ("tar -x", t),
+        ],
+    );
+    std::fs::write(&a.svg, chart).with_context(|| format!("write {}", a.svg.display()))?;
+    println!("csv: {}  svg: {}", a.csv.display(), a.svg.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A horizontal bar chart of (label, seconds).
+fn svg_chart(title: &str, bars: &[(&str, f64)]) -> String {
+    let max = bars
+        .iter()
+        .map(|b| b.1)
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let (w, row) = (640.0, 28.0);
+    let h = 40.0 + row * bars.len() as f64 + 10.0;
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"13\">\n\
+         <text x=\"10\" y=\"22\" font-weight=\"bold\">{}</text>\n",
+        esc(title)
+    );
+    for (i, (label, v)) in bars.iter().enumerate() {
+        let y = 40.0 + row * i as f64;
+        let len = if v.is_finite() { v / max * 380.0 } else { 0.0 };
+        out.push_str(&format!(
+            "<text x=\"10\" y=\"{ty}\">{}</text><rect x=\"150\" y=\"{y}\" width=\"{len:.1}\" height=\"18\" fill=\"{color}\"/>\
+             <text x=\"{tx:.1}\" y=\"{ty}\">{v:.3} s</text>\n",
+            esc(label),
+            ty = y + 14.0,
+            tx = 156.0 + len,
+            color = if label.starts_with("berth") { "#2b6cb0" } else { "#a0aec0" },
+        ));
+    }
+    out.push_str("</svg>\n");
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chart_has_every_bar_and_escapes_text() {
+        let svg = svg_chart("a <b>", &[("berth", 1.0), ("peer", 2.0), ("nan", f64::NAN)]);
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("a &lt;b&gt;"));
+        assert_eq!(svg.matches("<rect").count(), 3);
+        assert!(svg.contains("2.000 s"));
+    }
 
     #[test]
     fn medians() {
