@@ -5,6 +5,7 @@
 #       BERTH_TEST_REGISTRY=127.0.0.1:PORT       open registry (no auth)
 #       BERTH_TEST_AUTH_REGISTRY=127.0.0.1:PORT  registry requiring bearer tokens
 #       BERTH_TEST_AUTH_CREDS=user:password      credentials the token server accepts
+#       BERTH_TEST_AUTH_REFRESH_TOKEN=TOKEN      OAuth2 refresh (identity) token it accepts
 #       BERTH_TEST_TLS_REGISTRY=127.0.0.1:PORT   HTTPS, same storage as the open registry
 #       BERTH_TEST_TLS_CA=FILE                   the CA that signed its certificate
 #       BERTH_TEST_REGISTRY_DIR=DIR              state (configs, storage, pid files, logs)
@@ -133,7 +134,8 @@ YML
     "$REGISTRY_BIN" serve "$dir/auth.yml" >"$dir/auth.log" 2>&1 &
     echo $! >"$dir/auth.pid"
     "$conf" images token-server --listen "127.0.0.1:$tport" --key "$dir/token.key" \
-        --cert "$dir/token.crt" --issuer berth-test-issuer --user "$creds" >"$dir/token.log" 2>&1 &
+        --cert "$dir/token.crt" --issuer berth-test-issuer --user "$creds" \
+        --refresh-token berth-test-refresh-token >"$dir/token.log" 2>&1 &
     echo $! >"$dir/token.pid"
     if ! wait_http "http://127.0.0.1:$port/v2/" 200 ||
         ! wait_http "http://127.0.0.1:$aport/v2/" 401 ||
@@ -146,6 +148,7 @@ YML
     echo "export BERTH_TEST_REGISTRY=127.0.0.1:$port"
     echo "export BERTH_TEST_AUTH_REGISTRY=127.0.0.1:$aport"
     echo "export BERTH_TEST_AUTH_CREDS=$creds"
+    echo "export BERTH_TEST_AUTH_REFRESH_TOKEN=berth-test-refresh-token"
     echo "export BERTH_TEST_TLS_REGISTRY=127.0.0.1:$sport"
     echo "export BERTH_TEST_TLS_CA=$dir/ca.crt"
     echo "export BERTH_TEST_REGISTRY_DIR=$dir"

@@ -382,12 +382,16 @@ async fn fetch_and_unpack(
                     set.abort_all();
                     // The unpacker sees the dropped signal and stops; wait for it so no
                     // snapshot work outlives the pull.
-                    let _ = unpacker.await;
+                    if unpacked.is_none() {
+                        let _ = unpacker.await;
+                    }
                     return Err(Staged::Remote(e));
                 }
                 Some(Err(e)) => {
                     set.abort_all();
-                    let _ = unpacker.await;
+                    if unpacked.is_none() {
+                        let _ = unpacker.await;
+                    }
                     return Err(Staged::Task(e.to_string()));
                 }
                 None => {}

@@ -248,6 +248,38 @@ fn pulls_from_the_token_auth_registry_only_with_credentials() {
     };
     let rec = rt.block_on(pull(&e.stores, &image, &good)).unwrap();
     assert_eq!(rec.layers.len(), 1);
+
+    // kubelet's identity token: exchanged at the realm by the OAuth2 refresh-token POST.
+    let refresh = registry_env("BERTH_TEST_AUTH_REFRESH_TOKEN");
+    let e2 = env();
+    let identity = PullOptions {
+        retry: fast_retry(),
+        credentials: Credentials::IdentityToken(refresh),
+        ..Default::default()
+    };
+    let rec2 = rt.block_on(pull(&e2.stores, &image, &identity)).unwrap();
+    assert_eq!(rec2.target, rec.target);
+    let bad_identity = PullOptions {
+        retry: fast_retry(),
+        credentials: Credentials::IdentityToken("wrong".into()),
+        ..Default::default()
+    };
+    let e3 = env();
+    let err = rt
+        .block_on(pull(&e3.stores, &image, &bad_identity))
+        .unwrap_err();
+    assert!(err.to_string().contains("token endpoint"), "{err}");
+    // A registry token (bearer) that is garbage is refused by the registry itself.
+    let bad_bearer = PullOptions {
+        retry: fast_retry(),
+        credentials: Credentials::RegistryToken("not-a-jwt".into()),
+        ..Default::default()
+    };
+    let err = rt
+        .block_on(pull(&e3.stores, &image, &bad_bearer))
+        .unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    assert!(e3.stores.content.list().unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------- hostile server

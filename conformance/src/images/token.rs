@@ -5,7 +5,9 @@
 //! match `--user` answers `{"token": JWT, "access_token": JWT, "expires_in": 3600}`; the JWT
 //! is ES256-signed with `--key` and carries `--cert` in its `x5c` header, so a registry
 //! whose `rootcertbundle` is that certificate accepts it. Anonymous or wrong credentials get
-//! 401. scripts/registry.sh starts it beside the auth registry.
+//! 401. `POST /token` with a form `grant_type=refresh_token&refresh_token=T&scope=…`
+//! answers an `access_token` when T matches `--refresh-token` (the OAuth2 flow used with
+//! identity tokens). scripts/registry.sh starts it beside the auth registry.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -37,6 +39,10 @@ pub struct Args {
     /// The only accepted credentials, user:password.
     #[arg(long)]
     user: String,
+    /// The only accepted OAuth2 refresh token (`POST grant_type=refresh_token`, the
+    /// flow kubelet's identity tokens use). Without it, POST is refused.
+    #[arg(long)]
+    refresh_token: Option<String>,
 }
 
 /// Decodes the first PEM block labelled `label`.
@@ -165,14 +171,16 @@ pub fn serve(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("read {}", args.cert.display()))?;
     let signer = std::sync::Arc::new(Signer::new(&key, &cert, &args.issuer)?);
     let expected = format!("Basic {}", STANDARD.encode(args.user.as_bytes()));
+    let refresh = std::sync::Arc::new(args.refresh_token.clone());
     let listener =
         TcpListener::bind(&args.listen).with_context(|| format!("listen on {}", args.listen))?;
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
         let signer = signer.clone();
         let expected = expected.clone();
+        let refresh = refresh.clone();
         std::thread::spawn(move || {
-            if let Err(e) = handle(conn, &signer, &expected) {
+            if let Err(e) = handle(conn, &signer, &expected, refresh.as_deref()) {
                 eprintln!("token-server: {e:#}");
             }
         });
@@ -180,12 +188,19 @@ pub fn serve(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn handle(conn: TcpStream, signer: &Signer, expected_auth: &str) -> anyhow::Result<()> {
+fn handle(
+    conn: TcpStream,
+    signer: &Signer,
+    expected_auth: &str,
+    refresh_token: Option<&str>,
+) -> anyhow::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
+    let method = line.split_whitespace().next().unwrap_or("").to_owned();
     let target = line.split_whitespace().nth(1).unwrap_or("").to_owned();
     let mut auth = None;
+    let mut content_length = 0usize;
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
@@ -195,9 +210,23 @@ fn handle(conn: TcpStream, signer: &Signer, expected_auth: &str) -> anyhow::Resu
             && k.eq_ignore_ascii_case("authorization")
         {
             auth = Some(v.trim().to_owned());
+        } else if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            content_length = v.trim().parse().unwrap_or(0).min(64 * 1024);
         }
     }
+    let mut form = vec![0u8; content_length];
+    std::io::Read::read_exact(&mut reader, &mut form)?;
+    let form = String::from_utf8_lossy(&form).into_owned();
     let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
+    // POST carries its parameters in the form body.
+    let query = if method == "POST" {
+        form.as_str()
+    } else {
+        query
+    };
+    let mut presented_refresh = None;
     let mut service = String::new();
     let mut scopes = Vec::new();
     for kv in query.split('&') {
@@ -205,6 +234,7 @@ fn handle(conn: TcpStream, signer: &Signer, expected_auth: &str) -> anyhow::Resu
             match k {
                 "service" => service = percent_decode(v),
                 "scope" => scopes.extend(percent_decode(v).split(' ').map(str::to_owned)),
+                "refresh_token" => presented_refresh = Some(percent_decode(v)),
                 _ => {}
             }
         }
@@ -212,6 +242,14 @@ fn handle(conn: TcpStream, signer: &Signer, expected_auth: &str) -> anyhow::Resu
     let mut out = conn;
     let (status, body) = if path != "/token" {
         ("404 Not Found", json!({ "error": "not found" }))
+    } else if method == "POST" {
+        match (refresh_token, presented_refresh) {
+            (Some(want), Some(got)) if want == got => {
+                let t = signer.token("berth", &service, access_for(&scopes))?;
+                ("200 OK", json!({ "access_token": t, "expires_in": 3600 }))
+            }
+            _ => ("401 Unauthorized", json!({ "error": "invalid_grant" })),
+        }
     } else if auth.as_deref() != Some(expected_auth) {
         (
             "401 Unauthorized",
