@@ -6,6 +6,8 @@
 #       BERTH_TEST_AUTH_REGISTRY=127.0.0.1:PORT  registry requiring bearer tokens
 #       BERTH_TEST_AUTH_CREDS=user:password      credentials the token server accepts
 #       BERTH_TEST_AUTH_REFRESH_TOKEN=TOKEN      OAuth2 refresh (identity) token it accepts
+#       BERTH_TEST_BASIC_REGISTRY=127.0.0.1:PORT basic auth (htpasswd), same storage as the open one
+#       BERTH_TEST_BASIC_CREDS=user:password     its credentials
 #       BERTH_TEST_TLS_REGISTRY=127.0.0.1:PORT   HTTPS, same storage as the open registry
 #       BERTH_TEST_TLS_CA=FILE                   the CA that signed its certificate
 #       BERTH_TEST_REGISTRY_DIR=DIR              state (configs, storage, pid files, logs)
@@ -69,6 +71,8 @@ start() {
     aport=$(free_port)
     tport=$(free_port)
     sport=$(free_port)
+    bport=$(free_port)
+    bcreds="berth-basic:basic-secret"
     creds="berth:berth-secret"
     mkdir -p "$dir/open" "$dir/auth"
 
@@ -129,6 +133,25 @@ http:
 YML
     "$REGISTRY_BIN" serve "$dir/tls.yml" >"$dir/tls.log" 2>&1 &
     echo $! >"$dir/tls.pid"
+    # Basic-auth registry (bcrypt htpasswd) over the open registry's storage.
+    python3 -c 'import crypt, sys; print(sys.argv[1] + ":" + crypt.crypt(sys.argv[2], crypt.mksalt(crypt.METHOD_BLOWFISH)))' \
+        "${bcreds%%:*}" "${bcreds#*:}" >"$dir/htpasswd" 2>/dev/null
+    cat >"$dir/basic.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $dir/open
+http:
+  addr: 127.0.0.1:$bport
+auth:
+  htpasswd:
+    realm: berth-basic
+    path: $dir/htpasswd
+YML
+    "$REGISTRY_BIN" serve "$dir/basic.yml" >"$dir/basic.log" 2>&1 &
+    echo $! >"$dir/basic.pid"
     "$REGISTRY_BIN" serve "$dir/open.yml" >"$dir/open.log" 2>&1 &
     echo $! >"$dir/open.pid"
     "$REGISTRY_BIN" serve "$dir/auth.yml" >"$dir/auth.log" 2>&1 &
@@ -140,6 +163,7 @@ YML
     if ! wait_http "http://127.0.0.1:$port/v2/" 200 ||
         ! wait_http "http://127.0.0.1:$aport/v2/" 401 ||
         ! wait_http "http://127.0.0.1:$tport/token" 401 ||
+        ! wait_http "http://127.0.0.1:$bport/v2/" 401 ||
         ! wait_tls "127.0.0.1:$sport" "$dir/ca.crt"; then
         cat "$dir"/*.log >&2
         stop "$dir"
@@ -149,10 +173,12 @@ YML
     echo "export BERTH_TEST_AUTH_REGISTRY=127.0.0.1:$aport"
     echo "export BERTH_TEST_AUTH_CREDS=$creds"
     echo "export BERTH_TEST_AUTH_REFRESH_TOKEN=berth-test-refresh-token"
+    echo "export BERTH_TEST_BASIC_REGISTRY=127.0.0.1:$bport"
+    echo "export BERTH_TEST_BASIC_CREDS=$bcreds"
     echo "export BERTH_TEST_TLS_REGISTRY=127.0.0.1:$sport"
     echo "export BERTH_TEST_TLS_CA=$dir/ca.crt"
     echo "export BERTH_TEST_REGISTRY_DIR=$dir"
-    echo "# pid files: $dir/open.pid $dir/auth.pid $dir/token.pid $dir/tls.pid" >&2
+    echo "# pid files: $dir/open.pid $dir/auth.pid $dir/token.pid $dir/tls.pid $dir/basic.pid" >&2
 }
 
 stop() {

@@ -1000,3 +1000,47 @@ fn single_manifest_for_another_platform_is_refused() {
     );
     assert_nothing_stored(&e);
 }
+
+#[test]
+fn pulls_from_the_basic_auth_registry_with_credentials() {
+    let reg = registry_env("BERTH_TEST_BASIC_REGISTRY");
+    let creds = registry_env("BERTH_TEST_BASIC_CREDS");
+    let (user, pass) = creds
+        .split_once(':')
+        .expect("BERTH_TEST_BASIC_CREDS is user:password");
+    let e = env();
+    let rt = rt();
+    let image = format!("{reg}/berth/busybox:latest");
+    let err = rt
+        .block_on(pull(
+            &e.stores,
+            &image,
+            &PullOptions {
+                retry: fast_retry(),
+                ..Default::default()
+            },
+        ))
+        .unwrap_err();
+    assert!(err.to_string().contains("requires credentials"), "{err}");
+    let wrong = PullOptions {
+        retry: fast_retry(),
+        credentials: Credentials::Basic {
+            username: user.into(),
+            password: "nope".into(),
+        },
+        ..Default::default()
+    };
+    let err = rt.block_on(pull(&e.stores, &image, &wrong)).unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    assert!(e.stores.content.list().unwrap().is_empty());
+    let good = PullOptions {
+        retry: fast_retry(),
+        credentials: Credentials::Basic {
+            username: user.into(),
+            password: pass.into(),
+        },
+        ..Default::default()
+    };
+    let rec = rt.block_on(pull(&e.stores, &image, &good)).unwrap();
+    assert_eq!(rec.layers.len(), 1);
+}
