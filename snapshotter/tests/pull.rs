@@ -554,7 +554,7 @@ fn serve(
         }
         let slow = mode == Mode::Slow;
         if let Some(off) = range
-            && mode == Mode::TruncateOnceThenRange
+            && matches!(mode, Mode::TruncateOnceThenRange | Mode::Good)
             && off < blob.len()
         {
             let cr = (
@@ -1043,4 +1043,48 @@ fn pulls_from_the_basic_auth_registry_with_credentials() {
     };
     let rec = rt.block_on(pull(&e.stores, &image, &good)).unwrap();
     assert_eq!(rec.layers.len(), 1);
+}
+
+#[test]
+fn partial_ingest_left_by_an_earlier_process_is_resumed_with_range() {
+    let img = test_image(256 * 1024, false);
+    let e = env();
+    let layer = img.blobs[&img.layer_digest.to_string()].clone();
+    let half = layer.len() / 2;
+    match e
+        .stores
+        .content
+        .writer(&img.layer_digest, Some(layer.len() as u64))
+        .unwrap()
+    {
+        berth_snapshotter::Writer::Ingest(mut ing) => {
+            ing.write_all(&layer[..half]).unwrap();
+            // dropped without commit: the bytes stay for a resume
+        }
+        berth_snapshotter::Writer::Exists(_) => panic!("fresh store has the blob"),
+    }
+    assert_eq!(
+        e.stores.content.ingests().unwrap(),
+        [img.layer_digest.clone()]
+    );
+    let srv = Hostile::start(img.clone(), Mode::Good);
+    let opts = PullOptions {
+        retry: fast_retry(),
+        ..Default::default()
+    };
+    rt().block_on(pull(
+        &e.stores,
+        &format!("{}/test/img:latest", srv.addr),
+        &opts,
+    ))
+    .unwrap();
+    let log = srv.log.lock().unwrap().clone();
+    let layer_reqs: Vec<_> = log
+        .iter()
+        .filter(|(p, _)| p.ends_with(&img.layer_digest.to_string()))
+        .collect();
+    assert_eq!(layer_reqs.len(), 1, "{layer_reqs:?}");
+    assert_eq!(layer_reqs[0].1.as_deref(), Some(half.to_string().as_str()));
+    assert!(e.stores.content.ingests().unwrap().is_empty());
+    assert_store_consistent(&e.stores.content);
 }
