@@ -1065,7 +1065,7 @@ fn partial_ingest_left_by_an_earlier_process_is_resumed_with_range() {
     }
     assert_eq!(
         e.stores.content.ingests().unwrap(),
-        [img.layer_digest.clone()]
+        std::slice::from_ref(&img.layer_digest)
     );
     let srv = Hostile::start(img.clone(), Mode::Good);
     let opts = PullOptions {
