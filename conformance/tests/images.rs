@@ -288,3 +288,70 @@ fn bench_pull_runs_against_containerd_on_a_small_image() {
         assert!(tools.contains(&t), "{csv}");
     }
 }
+
+#[test]
+fn httpd_and_entrypoint_fixtures_do_what_they_document() {
+    let layout = tempfile::tempdir().unwrap();
+    build(layout.path());
+    let work = tempfile::tempdir().unwrap();
+    let unpack = |name: &str| {
+        let bundle = work.path().join(name);
+        run(Command::new("umoci")
+            .arg("unpack")
+            .arg("--image")
+            .arg(format!("{}:{name}", layout.path().display()))
+            .arg(&bundle));
+        let cfg = inspect_config(&format!("oci:{}:{name}", layout.path().display()), &[]);
+        (bundle.join("rootfs"), cfg)
+    };
+    // httpd: run the image's Cmd in a private network namespace, fetch / on port 8080.
+    let (root, cfg) = unpack("httpd");
+    // A container runtime provides /dev; the shell here needs /dev/null.
+    run(Command::new("mknod")
+        .arg(root.join("dev/null"))
+        .args(["c", "1", "3"]));
+    let cmd: Vec<String> = cfg["config"]["Cmd"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let out = run(Command::new("unshare")
+        .arg("-n")
+        .arg("chroot")
+        .arg(&root)
+        .args([
+            "/bin/sh",
+            "-c",
+            "ip link set lo up; \"$@\" & for i in 1 2 3 4 5 6 7 8 9 10; do \
+             wget -qO- http://127.0.0.1:8080/ && break; sleep 0.2; done; kill $!",
+            "sh",
+        ])
+        .args(&cmd));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "berth fixture httpd\n"
+    );
+    // entrypoint: Entrypoint + Cmd print "entrypoint cmd".
+    let (root, cfg) = unpack("entrypoint");
+    let mut argv: Vec<String> = Vec::new();
+    for k in ["Entrypoint", "Cmd"] {
+        argv.extend(
+            cfg["config"][k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned()),
+        );
+    }
+    let out = run(Command::new("chroot").arg(&root).args(&argv));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "entrypoint cmd\n");
+    // user-group: the names resolve inside the image to uid 1000, gid 2000.
+    let (root, _) = unpack("user-group");
+    let out = run(Command::new("chroot").arg(&root).args([
+        "/bin/sh",
+        "-c",
+        "id -u berth; grep ^berthgrp: /etc/group | cut -d: -f3",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1000\n2000\n");
+}

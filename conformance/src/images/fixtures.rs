@@ -237,7 +237,7 @@ pub fn build_all(dir: &Path, large: bool) -> anyhow::Result<Vec<String>> {
         Compression::Gzip,
     )?;
     let port = HTTPD_PORT.to_string();
-    let mut cfg = base_config(&["/bin/httpd", "-f", "-v", "-p", &port, "-h", "/www"]);
+    let mut cfg = base_config(&["/usr/sbin/httpd", "-f", "-v", "-p", &port, "-h", "/www"]);
     cfg["ExposedPorts"] = json!({ format!("{HTTPD_PORT}/tcp"): {} });
     let d = w.put_image(&[&base, &www], cfg, &AMD64, false)?;
     add(&mut w, "httpd", d);
