@@ -194,6 +194,14 @@ fn pulls_fixture_images_from_the_local_registry() {
     let cfg = e2.stores.content.read_all(&arm.config, 1 << 20).unwrap();
     let cfg: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
     assert_eq!(cfg["architecture"], "arm64");
+    // GC keeps everything an image uses, including the index's platform manifest.
+    let before = e.stores.content.list().unwrap().len();
+    let report =
+        berth_snapshotter::gc::collect(&e.stores.meta, &e.stores.content, &e.stores.snapshotter)
+            .unwrap();
+    assert!(report.blobs_removed.is_empty(), "{report:?}");
+    assert!(report.snapshots_removed.is_empty(), "{report:?}");
+    assert_eq!(e.stores.content.list().unwrap().len(), before);
     // by digest
     let by_digest = rt
         .block_on(pull(
@@ -204,6 +212,14 @@ fn pulls_fixture_images_from_the_local_registry() {
         .unwrap();
     assert_eq!(by_digest.chain_id, amd.chain_id);
     assert_store_consistent(&e.stores.content);
+    // Once every image is deleted, GC removes all blobs and snapshots the pulls made.
+    for rec in e.stores.meta.list_images().unwrap() {
+        assert!(e.stores.meta.delete_image(&rec.name).unwrap());
+    }
+    berth_snapshotter::gc::collect(&e.stores.meta, &e.stores.content, &e.stores.snapshotter)
+        .unwrap();
+    assert!(e.stores.content.list().unwrap().is_empty());
+    assert!(e.stores.snapshotter.list().unwrap().is_empty());
 }
 
 #[test]
