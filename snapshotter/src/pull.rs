@@ -69,6 +69,18 @@ pub enum PullError {
 
 type Result<T> = std::result::Result<T, PullError>;
 
+impl PullError {
+    /// The registry has no such image (CRI: NotFound).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, PullError::Remote { source, .. } if source.is_not_found())
+    }
+
+    /// The registry refused or wanted credentials (CRI: Unauthenticated).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, PullError::Remote { source, .. } if source.is_unauthorized())
+    }
+}
+
 /// Where a pull stores what it fetches.
 #[derive(Clone)]
 pub struct Stores {

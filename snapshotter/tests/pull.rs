@@ -243,6 +243,7 @@ fn pulls_from_the_token_auth_registry_only_with_credentials() {
         ))
         .unwrap_err();
     assert!(anon.to_string().contains("401"), "{anon}");
+    assert!(anon.is_unauthorized(), "{anon}");
     let wrong = PullOptions {
         retry: fast_retry(),
         credentials: Credentials::Basic {
@@ -697,6 +698,7 @@ fn persistent_500s_fail_after_retries() {
     let (e, srv, res) = hostile_pull(Mode::Always500, &img);
     let err = res.unwrap_err();
     assert!(err.to_string().contains("HTTP 500"), "{err}");
+    assert!(!err.is_not_found() && !err.is_unauthorized());
     assert_eq!(srv.gets_of("/manifests/latest"), 3, "3 attempts");
     assert_nothing_stored(&e);
 }
@@ -1103,4 +1105,26 @@ fn partial_ingest_left_by_an_earlier_process_is_resumed_with_range() {
     assert_eq!(layer_reqs[0].1.as_deref(), Some(half.to_string().as_str()));
     assert!(e.stores.content.ingests().unwrap().is_empty());
     assert_store_consistent(&e.stores.content);
+}
+
+#[test]
+fn missing_blob_is_not_found() {
+    // The manifest names a config and a layer the server does not have.
+    let mut broken = test_image(1024, false);
+    broken.blobs.clear();
+    let e = env();
+    let srv = Hostile::start(broken, Mode::Good);
+    let err = rt()
+        .block_on(pull(
+            &e.stores,
+            &format!("{}/test/img:latest", srv.addr),
+            &PullOptions {
+                retry: fast_retry(),
+                ..Default::default()
+            },
+        ))
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert!(err.to_string().contains("HTTP 404"), "{err}");
+    assert_nothing_stored(&e);
 }

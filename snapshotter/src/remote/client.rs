@@ -107,9 +107,38 @@ pub enum RemoteError {
     /// No endpoint has the needed capability.
     #[error("no endpoint of {0} may be used to {1}")]
     NoEndpoint(String, &'static str),
+    /// A request URL could not be built from the endpoint and repository.
+    #[error("{endpoint}: {message}")]
+    BadUrl {
+        /// The endpoint.
+        endpoint: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A blocking task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(String),
+}
+
+impl RemoteError {
+    /// Whether the registry said the image or blob does not exist (HTTP 404 from every
+    /// endpoint tried): berthd maps this to gRPC NotFound.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            RemoteError::Status { status, .. } => *status == 404,
+            _ => false,
+        }
+    }
+
+    /// Whether the registry refused the credentials or wanted some (HTTP 401/403, or no
+    /// usable token): berthd maps this to gRPC Unauthenticated / PermissionDenied.
+    pub fn is_unauthorized(&self) -> bool {
+        match self {
+            RemoteError::Status { status, .. } => *status == 401 || *status == 403,
+            RemoteError::Auth { .. } | RemoteError::Token { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 type Result<T> = std::result::Result<T, RemoteError>;
@@ -323,7 +352,7 @@ impl RegistryClient {
                 &format!("/{}{path}", self.reference.repository),
                 ep.namespace.as_deref(),
             )
-            .map_err(|e| RemoteError::Tls {
+            .map_err(|e| RemoteError::BadUrl {
                 endpoint: ep.endpoint.base.to_string(),
                 message: e.to_string(),
             })
@@ -817,6 +846,27 @@ mod tests {
         assert_eq!(p.delay(1), Duration::from_millis(200));
         assert_eq!(p.delay(2), Duration::from_millis(350));
         assert_eq!(p.delay(40), Duration::from_millis(350));
+    }
+
+    #[test]
+    fn error_classes() {
+        let st = |status| RemoteError::Status {
+            url: "u".into(),
+            status,
+            body: String::new(),
+        };
+        assert!(st(404).is_not_found());
+        assert!(!st(500).is_not_found());
+        assert!(st(401).is_unauthorized());
+        assert!(st(403).is_unauthorized());
+        assert!(!st(404).is_unauthorized());
+        assert!(
+            RemoteError::Token {
+                realm: "r".into(),
+                message: "m".into()
+            }
+            .is_unauthorized()
+        );
     }
 
     #[test]
