@@ -238,10 +238,23 @@ pub fn xattr_allowed(name: &str) -> bool {
 /// diff_id and uncompressed size. The caller compares the diff_id with the image
 /// config before committing `dest`.
 pub fn apply_layer(dest: &Path, reader: impl Read, media_type: &str) -> Result<Applied> {
+    apply_layer_with_parents(dest, &[], reader, media_type)
+}
+
+/// [`apply_layer`] onto an overlay upper dir whose lower layers are `parents` (nearest
+/// first): a directory the layer implies without an entry of its own (`a/b/file`
+/// without `a/b/`) is created with the mode and owner it has in the nearest parent,
+/// so the merged view keeps e.g. `/tmp`'s 1777 instead of a default 0755.
+pub fn apply_layer_with_parents(
+    dest: &Path,
+    parents: &[&Path],
+    reader: impl Read,
+    media_type: &str,
+) -> Result<Applied> {
     let compression = compression_for(media_type)?;
     let plain = decompress(reader, compression)?;
     let hashed = DigestReader::new(plain, Algorithm::Sha256);
-    let root = Root::open(dest)?;
+    let root = Root::open(dest, parents)?;
     let mut archive = tar::Archive::new(hashed);
     let mut dirs: Vec<(Vec<Vec<u8>>, i64)> = Vec::new();
     for entry in archive.entries().map_err(ApplyError::Read)? {
@@ -584,54 +597,102 @@ fn remove_at(dir: &impl AsFd, name: &OsStr) -> std::result::Result<(), Errno> {
     }
 }
 
-/// A directory all paths are resolved inside.
+/// A directory all paths are resolved inside, and the lower layers under it.
 struct Root {
     fd: OwnedFd,
+    parents: Vec<OwnedFd>,
+}
+
+fn open_dir_path(dir: &Path, op: &'static str) -> Result<OwnedFd> {
+    nix::fcntl::open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ApplyError::Sys {
+        op,
+        path: dir.display().to_string(),
+        source: e.into(),
+    })
 }
 
 impl Root {
-    fn open(dest: &Path) -> Result<Root> {
-        let fd = nix::fcntl::open(
-            dest,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| ApplyError::Sys {
-            op: "open destination",
-            path: dest.display().to_string(),
-            source: e.into(),
-        })?;
-        Ok(Root { fd })
+    fn open(dest: &Path, parents: &[&Path]) -> Result<Root> {
+        Ok(Root {
+            fd: open_dir_path(dest, "open destination")?,
+            parents: parents
+                .iter()
+                .map(|p| open_dir_path(p, "open parent layer"))
+                .collect::<Result<_>>()?,
+        })
     }
 
     fn open_in_root(&self, comps: &[&OsStr], flags: OFlag) -> std::result::Result<OwnedFd, Errno> {
-        let mut p: Vec<u8> = Vec::new();
-        for c in comps {
-            if !p.is_empty() {
-                p.push(b'/');
-            }
-            p.extend_from_slice(c.as_bytes());
-        }
-        if p.is_empty() {
-            p.push(b'.');
-        }
-        let how = OpenHow::new()
-            .flags(flags | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-            .resolve(
-                ResolveFlag::RESOLVE_IN_ROOT
-                    | ResolveFlag::RESOLVE_NO_MAGICLINKS
-                    | ResolveFlag::RESOLVE_NO_XDEV,
-            );
-        loop {
-            match openat2(&self.fd, OsStr::from_bytes(&p), how) {
-                Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
-                r => return r,
-            }
-        }
+        open_in(&self.fd, comps, flags)
     }
 
+    /// Give the new directory `name` in `parent` (at `comps` from the root) the mode
+    /// and owner of the same directory in the nearest lower layer that has it.
+    fn inherit_from_parents(
+        &self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        comps: &[&OsStr],
+    ) -> std::result::Result<(), Errno> {
+        for lower in &self.parents {
+            let Ok(fd) = open_in(lower, comps, OFlag::O_PATH) else {
+                continue;
+            };
+            let st = nix::sys::stat::fstat(&fd)?;
+            fchownat(
+                parent,
+                name,
+                Some(Uid::from_raw(st.st_uid)),
+                Some(Gid::from_raw(st.st_gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )?;
+            return fchmodat(
+                parent,
+                name,
+                Mode::from_bits_truncate(st.st_mode & 0o7777),
+                FchmodatFlags::FollowSymlink,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Open directory `comps` under `root` with `openat2(RESOLVE_IN_ROOT)`.
+fn open_in(root: &OwnedFd, comps: &[&OsStr], flags: OFlag) -> std::result::Result<OwnedFd, Errno> {
+    let mut p: Vec<u8> = Vec::new();
+    for c in comps {
+        if !p.is_empty() {
+            p.push(b'/');
+        }
+        p.extend_from_slice(c.as_bytes());
+    }
+    if p.is_empty() {
+        p.push(b'.');
+    }
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_IN_ROOT
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                | ResolveFlag::RESOLVE_NO_XDEV,
+        );
+    loop {
+        match openat2(root, OsStr::from_bytes(&p), how) {
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+            r => return r,
+        }
+    }
+}
+
+impl Root {
     /// Open directory `comps` inside the root (symlinks resolved as if the root were
-    /// `/`), creating missing directories (mode 0755, root-owned) when `create`.
+    /// `/`), creating missing directories when `create` (mode and owner from the
+    /// nearest lower layer having them, else 0755 root).
     fn resolve_dir(
         &self,
         comps: &[&OsStr],
@@ -648,7 +709,8 @@ impl Root {
                 Err(Errno::ENOENT) => {
                     let parent = self.open_in_root(&comps[..i - 1], OFlag::O_PATH)?;
                     match mkdirat(&parent, comps[i - 1], Mode::from_bits_truncate(0o755)) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Ok(()) => self.inherit_from_parents(&parent, comps[i - 1], &comps[..i])?,
+                        Err(Errno::EEXIST) => {}
                         Err(e) => return Err(e),
                     }
                 }

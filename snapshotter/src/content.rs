@@ -286,6 +286,34 @@ impl ContentStore {
         Ok(out)
     }
 
+    /// Remove interrupted ingests not written to for `max_age` (their bytes would only
+    /// be resumed by a new pull of the same blob). Ingests held by a live writer are
+    /// skipped. Returns the digests removed.
+    pub fn prune_ingests(&self, max_age: std::time::Duration) -> Result<Vec<Digest>> {
+        let mut removed = Vec::new();
+        for digest in self.ingests()? {
+            let dir = self.ingest_dir(&digest);
+            let lock_path = dir.join("lock");
+            let Ok(lock_file) = OpenOptions::new().read(true).write(true).open(&lock_path) else {
+                // No lock file: nobody can hold it; judge by age alone.
+                if is_older(&dir.join("data"), max_age) || !dir.join("data").exists() {
+                    let _ = fs::remove_dir_all(&dir);
+                    removed.push(digest);
+                }
+                continue;
+            };
+            let Ok(lock) = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) else {
+                continue; // a writer is active
+            };
+            if is_older(&dir.join("data"), max_age) || !dir.join("data").exists() {
+                let _ = fs::remove_dir_all(&dir);
+                removed.push(digest);
+            }
+            drop(lock);
+        }
+        Ok(removed)
+    }
+
     /// Begin writing the blob `digest`.
     ///
     /// Returns [`Writer::Exists`] when the blob is already committed. Otherwise takes
@@ -343,6 +371,14 @@ impl ContentStore {
             return Ok(Writer::Ingest(ing));
         }
     }
+}
+
+fn is_older(p: &Path, max_age: std::time::Duration) -> bool {
+    fs::metadata(p)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age >= max_age)
 }
 
 fn check_size(digest: &Digest, expected: Option<u64>, actual: u64) -> Result<()> {
@@ -691,6 +727,26 @@ mod tests {
         s.put_bytes(&d2, b"{}").unwrap();
         assert!(s.put_bytes(&Digest::sha256_of(b"x"), b"y").is_err());
         assert_eq!(s.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn prune_ingests_skips_live_writers() {
+        let (_t, s) = store();
+        let a = Digest::sha256_of(b"a");
+        let b = Digest::sha256_of(b"b");
+        {
+            let mut w = ingest(s.writer(&a, None).unwrap());
+            w.write_all(b"partial").unwrap();
+        }
+        let mut live = ingest(s.writer(&b, None).unwrap());
+        live.write_all(b"x").unwrap();
+        let removed = s.prune_ingests(std::time::Duration::ZERO).unwrap();
+        assert_eq!(removed, vec![a]);
+        assert_eq!(s.ingests().unwrap(), vec![b.clone()]);
+        live.reset().unwrap();
+        live.write_all(b"b").unwrap();
+        live.commit().unwrap();
+        assert!(s.exists(&b).unwrap());
     }
 
     #[test]

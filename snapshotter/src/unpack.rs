@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::apply::{ApplyError, apply_layer};
+use crate::apply::{ApplyError, apply_layer_with_parents};
 use crate::content::{ContentError, ContentStore};
 use crate::digest::Digest;
 use crate::snapshots::{Kind, SnapshotError, Snapshotter};
@@ -44,6 +44,15 @@ pub enum UnpackError {
         /// The applier's error.
         #[source]
         source: ApplyError,
+    },
+    /// Flushing the applied layer to disk failed.
+    #[error("layer {layer}: syncfs: {source}")]
+    Sync {
+        /// Layer blob digest.
+        layer: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
     },
     /// A layer blob is missing or unreadable.
     #[error(transparent)]
@@ -112,10 +121,14 @@ pub fn unpack_layer(
     snapshotter.prepare(&key, parent, labels.clone())?;
     let result = (|| {
         let upper = snapshotter.upper_dir(&key)?;
+        let lowers = snapshotter.parent_dirs(&key)?;
+        let lowers: Vec<&std::path::Path> = lowers.iter().map(|p| p.as_path()).collect();
         let applied =
-            apply_layer(&upper, reader, media_type).map_err(|source| UnpackError::Apply {
-                layer: layer_name.to_owned(),
-                source,
+            apply_layer_with_parents(&upper, &lowers, reader, media_type).map_err(|source| {
+                UnpackError::Apply {
+                    layer: layer_name.to_owned(),
+                    source,
+                }
             })?;
         if applied.diff_id != *diff_id {
             return Err(UnpackError::DiffIdMismatch {
@@ -124,6 +137,13 @@ pub fn unpack_layer(
                 actual: applied.diff_id,
             });
         }
+        // The layer must be on disk before a committed record points at it.
+        std::fs::File::open(&upper)
+            .and_then(|f| nix::unistd::syncfs(&f).map_err(std::io::Error::from))
+            .map_err(|source| UnpackError::Sync {
+                layer: layer_name.to_owned(),
+                source,
+            })?;
         match snapshotter.commit(&chain, &key, labels) {
             Ok(()) => Ok(()),
             // Another unpack of the same chain committed first: theirs is identical.

@@ -6,6 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::SystemTime;
 
@@ -64,6 +65,7 @@ fn three_layers(c: &ContentStore) -> Vec<(Digest, String, Digest)> {
             .file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
             .dir("d/", 0o755)
             .file("d/old", b"old")
+            .dir("tmp/", 0o1777)
     };
     let l2 = || {
         Layer::new()
@@ -72,7 +74,12 @@ fn three_layers(c: &ContentStore) -> Vec<(Digest, String, Digest)> {
             .file("d/.wh..wh..opq", b"")
             .file("d/new", b"new")
     };
-    let l3 = || Layer::new().file("etc/motd", b"hello from layer 3\n");
+    // No "tmp/" entry: the applier must take /tmp's mode from the layer below.
+    let l3 = || {
+        Layer::new()
+            .file("etc/motd", b"hello from layer 3\n")
+            .file("tmp/x", b"x")
+    };
     vec![
         store(
             c,
@@ -129,6 +136,13 @@ fn unpack_mount_and_run_busybox() {
     );
     assert!(!root.join("d/old").exists(), "opaque dir must hide d/old");
     assert_eq!(fs::read(root.join("d/new")).unwrap(), b"new");
+    let tmp = fs::metadata(root.join("tmp")).unwrap();
+    assert_eq!(
+        tmp.permissions().mode() & 0o7777,
+        0o1777,
+        "implied dir keeps the lower mode"
+    );
+    assert_eq!(fs::read(root.join("tmp/x")).unwrap(), b"x");
     let out = Command::new("chroot")
         .arg(root)
         .args(["/bin/sh", "-c", "cat /etc/motd; echo ok > /written"])
@@ -244,5 +258,37 @@ fn gc_removes_what_no_image_uses() {
             .unwrap()
             .count(),
         0
+    );
+}
+
+#[test]
+fn concurrent_unpacks_share_layers() {
+    require_root();
+    let e = env();
+    let (layers, diff_ids) = split(&three_layers(&e.content));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let (content, snaps) = (e.content.clone(), e.snaps.clone());
+            let (layers, diff_ids) = (layers.clone(), diff_ids.clone());
+            std::thread::spawn(move || unpack_image(&content, &snaps, &layers, &diff_ids))
+        })
+        .collect();
+    let chains: Vec<String> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap())
+        .collect();
+    assert_eq!(chains[0], chains[1]);
+    let snaps = e.snaps.list().unwrap();
+    assert_eq!(
+        snaps.len(),
+        3,
+        "one snapshot per layer, no leftovers: {snaps:?}"
+    );
+    assert!(snaps.iter().all(|s| s.kind == Kind::Committed));
+    assert_eq!(
+        fs::read_dir(e.snaps.root().join("snapshots"))
+            .unwrap()
+            .count(),
+        3
     );
 }
