@@ -36,3 +36,5 @@ pub use digest::{Algorithm, Digest, DigestError};
 pub use images::ImageRecord;
 pub use meta::{MetaError, MetaStore};
 pub use snapshots::{Kind, Mount, SnapshotError, Snapshots, Snapshotter};
+pub mod pull;
+pub mod remote;
