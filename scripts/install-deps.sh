@@ -12,7 +12,7 @@ pkgs=(
   containernetworking-plugins  # CNI
   iptables
   libseccomp-dev pkg-config    # the libseccomp crate links libseccomp
-  jq procps psmisc
+  jq procps psmisc openssl
   python3 python3-pip
 )
 missing=()
@@ -25,4 +25,6 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The Kubernetes Python client drives the streaming server as a third-party client.
+python3 -c 'import kubernetes.stream' 2>/dev/null || python3 -m pip install -q kubernetes
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
