@@ -2,7 +2,7 @@
 //! pause and resume, on top of the state store, the cgroup manager and the init.
 
 use std::fs::OpenOptions;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -93,6 +93,44 @@ impl Drop for CreateGuard<'_> {
         }
         let _ = locked.remove();
     }
+}
+
+/// The devices a container may always use, appended after the spec's own rules as runc
+/// does: mknod of any node (so device creation works under a deny-all), the default
+/// devices, the pty devices, tun, and every device the spec itself creates.
+const DEFAULT_DEVICE_RULES: &str = r#"[
+    {"allow": true, "type": "c", "access": "m"},
+    {"allow": true, "type": "b", "access": "m"},
+    {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 136, "access": "rwm"},
+    {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"}
+]"#;
+
+/// The spec's resources with runc's default device rules added. Pure.
+pub fn with_default_device_rules(linux: &oci_spec::runtime::Linux) -> oci_spec::runtime::LinuxResources {
+    let mut r = linux.resources().clone().unwrap_or_default();
+    let mut rules = r.devices().clone().unwrap_or_default();
+    let defaults: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+        serde_json::from_str(DEFAULT_DEVICE_RULES).expect("constant rules parse");
+    rules.extend(defaults);
+    for d in linux.devices().iter().flatten() {
+        let typ = match d.typ() {
+            oci_spec::runtime::LinuxDeviceType::B => "b",
+            oci_spec::runtime::LinuxDeviceType::P => continue,
+            _ => "c",
+        };
+        let rule = serde_json::json!({"allow": true, "type": typ, "major": d.major(), "minor": d.minor(), "access": "rwm"});
+        rules.push(serde_json::from_value(rule).expect("rule fields are plain"));
+    }
+    r.set_devices(Some(rules));
+    r
 }
 
 fn now_rfc3339() -> String {
@@ -210,9 +248,7 @@ pub fn create(root: &StateRoot, o: &CreateOpts) -> Result<ContainerState, Error>
     };
     cgroup.create().map_err(cg_err)?;
     guard.cgroup = Some(&cgroup);
-    if let Some(r) = linux.resources() {
-        cgroup.apply(r).map_err(cg_err)?;
-    }
+    cgroup.apply(&with_default_device_rules(linux)).map_err(cg_err)?;
 
     let mut st = ContainerState {
         id: id.to_string(),
@@ -235,7 +271,7 @@ pub fn create(root: &StateRoot, o: &CreateOpts) -> Result<ContainerState, Error>
         .map_err(|e| setup(id, format!("mkfifo {}: {e}", fifo_path.display())))?;
     let fifo: OwnedFd = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&fifo_path)
         .map_err(|e| setup(id, format!("open {}: {e}", fifo_path.display())))?
         .into();
@@ -343,6 +379,7 @@ fn handshake(
         other => return Err(setup(id, format!("setup process ended with {other:?}"))),
     }
     locked.save(st)?;
+    sock.send(&Msg::Go).map_err(sync_err)?;
 
     sock.expect(Msg::RunHooks, "RunHooks").map_err(sync_err)?;
     let hook_state = st.hook_state(Status::Creating);
@@ -372,35 +409,16 @@ pub fn start(root: &StateRoot, id: &str) -> Result<(), Error> {
         });
     }
     let fifo_path = locked.dir.join(state::EXEC_FIFO);
+    // The init holds the read side; opening the write side fails (ENXIO) if it is gone.
     let fifo = OpenOptions::new()
-        .read(true)
+        .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&fifo_path)
-        .map_err(|e| setup(id, format!("open {}: {e}", fifo_path.display())))?;
-    loop {
-        let mut fds = [nix::poll::PollFd::new(fifo.as_fd(), nix::poll::PollFlags::POLLIN)];
-        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)) {
-            Ok(0) | Err(nix::Error::EINTR) => {
-                if !st.init_alive() {
-                    return Err(setup(id, "the container's init exited before start"));
-                }
-            }
-            Ok(_) => {
-                let mut b = [0u8; 1];
-                match nix::unistd::read(&fifo, &mut b) {
-                    Ok(1) => break,
-                    Ok(_) | Err(nix::Error::EAGAIN) => {
-                        if !st.init_alive() {
-                            return Err(setup(id, "the container's init exited before start"));
-                        }
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(e) => return Err(setup(id, format!("read exec fifo: {e}"))),
-                }
-            }
-            Err(e) => return Err(setup(id, format!("poll exec fifo: {e}"))),
-        }
-    }
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => setup(id, "the container's init exited before start"),
+            _ => setup(id, format!("open {}: {e}", fifo_path.display())),
+        })?;
+    nix::unistd::write(&fifo, b"0").map_err(|e| setup(id, format!("write exec fifo: {e}")))?;
     drop(fifo);
     let _ = std::fs::remove_file(&fifo_path);
     st.status = Status::Running;
@@ -697,4 +715,32 @@ fn exec_child(
     crate::process::cloexec_from(3 + preserve_fds).map_err(|e| InitError(e.to_string()))?;
     crate::process::reset_signals();
     Err(InitError(crate::process::exec(&target).to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_device_rules_follow_the_spec_rules() {
+        let linux: oci_spec::runtime::Linux = serde_json::from_value(serde_json::json!({
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "devices": [{"path": "/dev/k", "type": "c", "major": 1, "minor": 11}]
+        }))
+        .unwrap();
+        let r = with_default_device_rules(&linux);
+        let rules = r.devices().as_ref().unwrap();
+        assert!(!rules[0].allow(), "the spec's deny-all stays first");
+        assert!(rules.iter().any(|d| d.allow() && d.major() == Some(1) && d.minor() == Some(3)));
+        let last = rules.last().unwrap();
+        assert_eq!((last.major(), last.minor()), (Some(1), Some(11)));
+        assert_eq!(rules.len(), 1 + 12 + 1);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 30, "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+    }
 }

@@ -116,7 +116,7 @@ pub struct Init<'a> {
     pub bundle: &'a Path,
     pub rootfs: &'a Path,
     pub sock: &'a SyncSocket,
-    /// O_PATH descriptor of the exec FIFO in the state directory.
+    /// The read side of the exec FIFO (non-blocking), opened by the runtime.
     pub fifo: &'a OwnedFd,
     pub console: Option<&'a UnixStream>,
     pub no_pivot: bool,
@@ -126,6 +126,9 @@ pub struct Init<'a> {
 
 /// The container's init, up to `execve` of the user's program.
 pub fn init(a: Init) -> Result<Infallible, InitError> {
+    // Stage 1 reports our PID on the same socket; wait until the parent has it, so our
+    // messages never overtake that one.
+    a.sock.expect(Msg::Go, "Go").map_err(ctx!("wait for parent"))?;
     let process = a.spec.process().as_ref().expect("validated: process present");
     let linux = a.spec.linux().as_ref().expect("validated: linux present");
     let has_new = |t| {
@@ -135,9 +138,10 @@ pub fn init(a: Init) -> Result<Infallible, InitError> {
             .flatten()
             .any(|n| n.typ() == t && n.path().is_none())
     };
-    // The host's /proc stays reachable through this descriptor after pivot_root, to
-    // reopen the FIFO by /proc/self/fd.
-    let host_proc = File::open("/proc").map_err(|e| InitError(format!("open /proc: {e}")))?;
+    // Not dumpable: nothing in the container may ptrace this process or read its
+    // descriptors while it waits in the created state.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
 
     if has_new(LinuxNamespaceType::Network) {
         loopback_up().map_err(InitError::ctx("bring up lo"))?;
@@ -210,19 +214,7 @@ pub fn init(a: Init) -> Result<Infallible, InitError> {
     let target = process::exec_target(process).map_err(|e| InitError(e.to_string()))?;
 
     a.sock.send(&Msg::Ready).map_err(ctx!("sync"))?;
-
-    // Block until `start` opens the FIFO's read side, then tell it we are going.
-    let fifo_path = format!("self/fd/{}", a.fifo.as_raw_fd());
-    let fifo = nix::fcntl::openat(
-        &host_proc,
-        fifo_path.as_str(),
-        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(ctx!("open exec fifo"))?;
-    nix::unistd::write(&fifo, b"0").map_err(ctx!("write exec fifo"))?;
-    drop(fifo);
-    drop(host_proc);
+    wait_for_start(a.fifo)?;
 
     if let Some(h) = a.spec.hooks().as_ref().and_then(|h| h.start_container().clone()) {
         hooks::run_hooks("startContainer", &h, state.as_bytes())
@@ -234,6 +226,27 @@ pub fn init(a: Init) -> Result<Infallible, InitError> {
     process::cloexec_from(3 + a.preserve_fds).map_err(|e| InitError(e.to_string()))?;
     process::reset_signals();
     Err(InitError(process::exec(&target).to_string()))
+}
+
+/// Blocks until `start` writes its byte into the exec FIFO (whose read side we hold).
+fn wait_for_start(fifo: &OwnedFd) -> Result<(), InitError> {
+    loop {
+        let mut fds = [nix::poll::PollFd::new(fifo.as_fd(), nix::poll::PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(InitError(format!("wait on exec fifo: {e}"))),
+            Ok(_) => {}
+        }
+        let mut b = [0u8; 1];
+        match nix::unistd::read(fifo, &mut b) {
+            Ok(1) => return Ok(()),
+            // No writer yet (or a writer that went away without writing): keep waiting.
+            Ok(_) | Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(e) => return Err(InitError(format!("read exec fifo: {e}"))),
+        }
+    }
 }
 
 /// rlimits, no_new_privs, the early seccomp filter, user and capabilities, cwd: the
