@@ -155,7 +155,7 @@ impl Shared {
 pub struct Session {
     shared: Arc<Shared>,
     incoming: tokio::sync::Mutex<mpsc::Receiver<Stream>>,
-    reader: JoinHandle<()>,
+    reader: Mutex<Option<JoinHandle<()>>>,
     closed_rx: watch::Receiver<bool>,
 }
 
@@ -201,7 +201,7 @@ impl Session {
         let session = Self {
             shared,
             incoming: tokio::sync::Mutex::new(in_rx),
-            reader,
+            reader: Mutex::new(Some(reader)),
             closed_rx,
         };
         // Tell the peer we do flow control, so a flow-controlling peer enforces it too.
@@ -264,8 +264,10 @@ impl Session {
         *self.closed_rx.borrow()
     }
 
-    /// Sends GOAWAY, flushes every frame queued before it and closes the connection.
-    pub async fn close(&self) {
+    /// Sends GOAWAY, flushes every frame queued before it, half-closes the connection and
+    /// waits up to `linger` for the peer to close its side (so it reads everything we
+    /// sent before the socket goes away).
+    pub async fn close(&self, linger: std::time::Duration) {
         let last = self.shared.lock().last_peer_id;
         let _ = self
             .shared
@@ -275,15 +277,22 @@ impl Session {
             }))
             .await;
         let _ = self.shared.send_out(Out::Shutdown).await;
-        self.closed().await;
-        self.reader.abort();
+        let reader = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut reader) = reader {
+            if tokio::time::timeout(linger, &mut reader).await.is_err() {
+                reader.abort();
+            }
+        }
+        self.shared.mark_closed();
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
         let _ = self.shared.out.try_send(Out::Shutdown);
-        self.reader.abort();
+        if let Some(r) = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            r.abort();
+        }
     }
 }
 
