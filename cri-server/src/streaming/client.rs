@@ -65,7 +65,9 @@ pub enum Transport {
 
 fn split_url(url: &str) -> Result<(String, String), ClientError> {
     let uri: http::Uri = url.parse().map_err(|_| ClientError::Url(url.into()))?;
-    let auth = uri.authority().ok_or_else(|| ClientError::Url(url.into()))?;
+    let auth = uri
+        .authority()
+        .ok_or_else(|| ClientError::Url(url.into()))?;
     let port = auth.port_u16().unwrap_or(80);
     let path = uri
         .path_and_query()
@@ -102,7 +104,9 @@ pub async fn connect_spdy(url: &str, protocols: &[&str]) -> Result<(Session, Str
         }
         let n = tcp.read_buf(&mut buf).await.map_err(io_err)?;
         if n == 0 {
-            return Err(ClientError::BadResponse("connection closed during upgrade".into()));
+            return Err(ClientError::BadResponse(
+                "connection closed during upgrade".into(),
+            ));
         }
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
@@ -228,7 +232,11 @@ fn hdr(kind: &str) -> Headers {
     vec![("streamtype".to_string(), kind.to_string())]
 }
 
-async fn pump_in(mut from: Box<dyn AsyncRead + Send + Unpin>, to: OutChan, close_signal: Option<WsOut>) {
+async fn pump_in(
+    mut from: Box<dyn AsyncRead + Send + Unpin>,
+    to: OutChan,
+    close_signal: Option<WsOut>,
+) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         match from.read(&mut buf).await {
@@ -427,7 +435,10 @@ impl PortForwarder {
 
     /// Opens a connection to `port` in the pod.
     pub async fn open(&self, port: u16) -> Result<PortStream, ClientError> {
-        let rid = self.next_request.fetch_add(1, Ordering::Relaxed).to_string();
+        let rid = self
+            .next_request
+            .fetch_add(1, Ordering::Relaxed)
+            .to_string();
         let h = |kind: &str| -> Headers {
             vec![
                 ("streamtype".into(), kind.into()),
@@ -472,6 +483,11 @@ impl WsPortStream {
             .send(data)
             .await
             .map_err(|e| ClientError::WebSocket(e.to_string()))
+    }
+
+    /// A handle that sends to the pod's port while `recv` runs elsewhere.
+    pub fn writer(&self) -> OutChan {
+        self.data_out.clone()
     }
 
     /// Next bytes from the pod's port (the leading port number is checked and removed).

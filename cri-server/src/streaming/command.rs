@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, simplex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 use tokio::sync::mpsc;
 
 use super::channel::{AbortOnDrop, InChan, OutChan};
@@ -44,7 +44,7 @@ where
 {
     let mut guards = Vec::new();
     let stdin = chans.stdin.map(|mut input| {
-        let (r, mut w) = simplex(PIPE);
+        let (r, mut w) = duplex(PIPE);
         guards.push(AbortOnDrop(tokio::spawn(async move {
             while let Some(chunk) = input.recv().await {
                 if w.write_all(&chunk).await.is_err() {
@@ -58,7 +58,7 @@ where
     let mut out_tasks = Vec::new();
     let mut pipe_out = |out: Option<OutChan>| {
         out.map(|out| {
-            let (mut r, w) = simplex(PIPE);
+            let (mut r, w) = duplex(PIPE);
             out_tasks.push(AbortOnDrop(tokio::spawn(async move {
                 let mut buf = vec![0u8; 32 * 1024];
                 loop {

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, SimplexStream, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tokio::sync::mpsc;
 
 pub use super::remotecommand::TermSize;
@@ -54,16 +54,18 @@ pub struct PortForwardRequest {
     pub ports: Vec<u16>,
 }
 
-/// The client's streams as a handler sees them. Dropping a writer ends that stream; the
+/// The client's streams as a handler sees them, as in-memory pipes (read stdin, write
+/// stdout and stderr; the other direction of each pipe is unused). Dropping a pipe ends
+/// that stream; the
 /// handler's future is dropped when the client goes away, so it must clean up on drop
 /// (kill the process it started).
 pub struct StreamIo {
     /// Client stdin; EOF when the client closes it.
-    pub stdin: Option<ReadHalf<SimplexStream>>,
+    pub stdin: Option<DuplexStream>,
     /// To client stdout.
-    pub stdout: Option<WriteHalf<SimplexStream>>,
+    pub stdout: Option<DuplexStream>,
     /// To client stderr (never with a TTY).
-    pub stderr: Option<WriteHalf<SimplexStream>>,
+    pub stderr: Option<DuplexStream>,
     /// Terminal size changes (TTY sessions only).
     pub resize: Option<mpsc::Receiver<TermSize>>,
 }
@@ -127,6 +129,10 @@ impl PortForwardHandler for Unsupported {
         _: &PortForwardRequest,
         _: u16,
     ) -> BoxFuture<Result<Box<dyn PortConnection>, HandlerError>> {
-        Box::pin(async { Err(HandlerError::Failed("port-forward is not implemented".into())) })
+        Box::pin(async {
+            Err(HandlerError::Failed(
+                "port-forward is not implemented".into(),
+            ))
+        })
     }
 }

@@ -252,7 +252,13 @@ mod tests {
     #[test]
     fn status_round_trips_per_version() {
         let cmd = vec!["sh".to_string(), "-c".to_string(), "exit 3".to_string()];
-        for v in [Version::V1, Version::V2, Version::V3, Version::V4, Version::V5] {
+        for v in [
+            Version::V1,
+            Version::V2,
+            Version::V3,
+            Version::V4,
+            Version::V5,
+        ] {
             for o in [
                 Outcome::Exited(0),
                 Outcome::Exited(3),

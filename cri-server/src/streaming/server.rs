@@ -23,13 +23,13 @@ use super::cache::{Cache, CacheError, Request};
 use super::channel::{InChan, OutChan, WsMux, WsOut};
 use super::command::{CommandChannels, serve_command};
 use super::handler::{
-    AttachHandler, AttachRequest, ExecHandler, ExecRequest, PortForwardHandler,
-    PortForwardRequest, StreamIo,
+    AttachHandler, AttachRequest, ExecHandler, ExecRequest, PortForwardHandler, PortForwardRequest,
+    StreamIo,
 };
 use super::portforward::forward;
 use super::remotecommand::{
-    self, PROTOCOL_PORT_FORWARD, PROTOCOL_V1, SPDY_EXEC_PROTOCOLS, Version,
-    WS_EXEC_PROTOCOLS, WS_PORT_FORWARD_PROTOCOLS, channel, stream_type,
+    self, PROTOCOL_PORT_FORWARD, PROTOCOL_V1, SPDY_EXEC_PROTOCOLS, Version, WS_EXEC_PROTOCOLS,
+    WS_PORT_FORWARD_PROTOCOLS, channel, stream_type,
 };
 use super::spdy::{self, Role, Session, Stream, header as spdy_header};
 
@@ -202,7 +202,10 @@ enum Upgrade {
     WebSocket,
 }
 
-async fn handle(ctx: Arc<Ctx>, mut req: HttpRequest<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    ctx: Arc<Ctx>,
+    mut req: HttpRequest<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::GET && req.method() != Method::POST {
         return Ok(plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"));
     }
@@ -248,14 +251,20 @@ async fn handle(ctx: Arc<Ctx>, mut req: HttpRequest<Incoming>) -> Result<Respons
             };
             let protocol = if offered.is_empty() {
                 // Clients from before protocol negotiation.
-                if is_pf { PROTOCOL_PORT_FORWARD } else { PROTOCOL_V1 }
+                if is_pf {
+                    PROTOCOL_PORT_FORWARD
+                } else {
+                    PROTOCOL_V1
+                }
             } else {
                 match remotecommand::negotiate(&offered, server) {
                     Some(p) => p,
                     None => {
                         let mut r = plain(
                             StatusCode::FORBIDDEN,
-                            &format!("no common stream protocol; offered {offered:?}, accepted {server:?}"),
+                            &format!(
+                                "no common stream protocol; offered {offered:?}, accepted {server:?}"
+                            ),
                         );
                         if let Ok(v) = HeaderValue::from_str(&server.join(", ")) {
                             r.headers_mut().insert(ACCEPTED_PROTOCOLS_HEADER, v);
@@ -305,7 +314,9 @@ async fn handle(ctx: Arc<Ctx>, mut req: HttpRequest<Incoming>) -> Result<Respons
                     None => {
                         return Ok(plain(
                             StatusCode::FORBIDDEN,
-                            &format!("no common websocket protocol; offered {offered:?}, accepted {server:?}"),
+                            &format!(
+                                "no common websocket protocol; offered {offered:?}, accepted {server:?}"
+                            ),
                         ));
                     }
                 }
@@ -318,9 +329,12 @@ async fn handle(ctx: Arc<Ctx>, mut req: HttpRequest<Incoming>) -> Result<Respons
                 };
                 let mut cfg = WebSocketConfig::default();
                 cfg.max_message_size = Some(16 << 20);
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), WsRole::Server, Some(cfg))
-                        .await;
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    WsRole::Server,
+                    Some(cfg),
+                )
+                .await;
                 serve_ws(ctx, ws, protocol.unwrap_or(PROTOCOL_V1), request, ports).await;
             });
             let mut r = Response::new(Full::new(Bytes::new()));
@@ -384,8 +398,7 @@ fn command_spec(request: &Request) -> Option<CommandSpec> {
 fn runner(
     ctx: &Ctx,
     request: Request,
-) -> impl FnOnce(StreamIo) -> super::handler::BoxFuture<Result<i32, super::handler::HandlerError>>
-{
+) -> impl FnOnce(StreamIo) -> super::handler::BoxFuture<Result<i32, super::handler::HandlerError>> {
     let exec = ctx.handlers.exec.clone();
     let attach = ctx.handlers.attach.clone();
     move |io| match request {
@@ -491,7 +504,8 @@ async fn serve_spdy(ctx: Arc<Ctx>, session: Session, protocol: &'static str, req
                 }
                 Some(got)
             };
-            let got = match tokio::time::timeout(ctx.config.stream_creation_timeout, collect).await {
+            let got = match tokio::time::timeout(ctx.config.stream_creation_timeout, collect).await
+            {
                 Ok(Some(g)) => g,
                 _ => {
                     session.close(Duration::ZERO).await;
@@ -522,7 +536,11 @@ async fn serve_spdy(ctx: Arc<Ctx>, session: Session, protocol: &'static str, req
             let run = runner(&ctx, request);
             let done = serve_command(chans, version, &spec.cmd, gone, run).await;
             drop(extra);
-            let linger = if done.is_some() { ctx.config.linger } else { Duration::ZERO };
+            let linger = if done.is_some() {
+                ctx.config.linger
+            } else {
+                Duration::ZERO
+            };
             session.close(linger).await;
         }
     }
@@ -545,12 +563,17 @@ async fn serve_ws<S>(
             } else {
                 query_ports
             };
-            let inbound: Vec<u8> = (0..ports.len()).filter_map(|i| u8::try_from(2 * i).ok()).collect();
+            let inbound: Vec<u8> = (0..ports.len())
+                .filter_map(|i| u8::try_from(2 * i).ok())
+                .collect();
             let mut mux = WsMux::start(ws, &inbound, base64);
             if ports.is_empty() || ports.len() > 127 {
                 let _ = mux
                     .tx
-                    .send(WsOut::Raw(1, Bytes::from_static(b"\0\0no ports to forward")))
+                    .send(WsOut::Raw(
+                        1,
+                        Bytes::from_static(b"\0\0no ports to forward"),
+                    ))
                     .await;
                 mux.close(ctx.config.linger).await;
                 return;
@@ -563,7 +586,9 @@ async fn serve_ws<S>(
                 let prefix = Bytes::copy_from_slice(&port.to_le_bytes());
                 let _ = mux.tx.send(WsOut::Raw(data_ch, prefix.clone())).await;
                 let _ = mux.tx.send(WsOut::Raw(err_ch, prefix)).await;
-                let Some(data_in) = mux.take_in(data_ch) else { continue };
+                let Some(data_in) = mux.take_in(data_ch) else {
+                    continue;
+                };
                 tasks.spawn(forward(
                     ctx.handlers.port_forward.clone(),
                     pf.clone(),
@@ -607,7 +632,11 @@ async fn serve_ws<S>(
             };
             let run = runner(&ctx, request);
             let done = serve_command(chans, version, &spec.cmd, gone, run).await;
-            let linger = if done.is_some() { ctx.config.linger } else { Duration::ZERO };
+            let linger = if done.is_some() {
+                ctx.config.linger
+            } else {
+                Duration::ZERO
+            };
             mux.close(linger).await;
         }
     }
@@ -621,7 +650,10 @@ mod tests {
     fn ports_from_query() {
         assert_eq!(query_ports(Some("port=80&port=443")), vec![80, 443]);
         assert_eq!(query_ports(Some("ports=80,8080&x=1")), vec![80, 8080]);
-        assert_eq!(query_ports(Some("port=0&port=99999&port=a")), Vec::<u16>::new());
+        assert_eq!(
+            query_ports(Some("port=0&port=99999&port=a")),
+            Vec::<u16>::new()
+        );
         assert_eq!(query_ports(None), Vec::<u16>::new());
     }
 }

@@ -278,10 +278,10 @@ impl Session {
             .await;
         let _ = self.shared.send_out(Out::Shutdown).await;
         let reader = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(mut reader) = reader {
-            if tokio::time::timeout(linger, &mut reader).await.is_err() {
-                reader.abort();
-            }
+        if let Some(mut reader) = reader
+            && tokio::time::timeout(linger, &mut reader).await.is_err()
+        {
+            reader.abort();
         }
         self.shared.mark_closed();
     }
