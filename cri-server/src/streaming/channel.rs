@@ -131,20 +131,27 @@ impl WsMux {
         let (closed_tx, closed) = watch::channel(false);
         let reader = tokio::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
-                let (ch, data) = match msg {
-                    Message::Binary(b) if !b.is_empty() => (b[0], b.slice(1..)),
-                    Message::Text(t) if base64 && !t.is_empty() => {
-                        let t = t.as_str();
-                        let Some(ch) = t.as_bytes()[0].checked_sub(b'0') else {
-                            continue;
-                        };
-                        match base64::engine::general_purpose::STANDARD.decode(&t[1..]) {
-                            Ok(d) => (ch, Bytes::from(d)),
-                            Err(_) => continue,
-                        }
-                    }
+                // Like kubelet, text and binary frames are read alike: the protocol, not
+                // the frame type, decides whether the payload is base64.
+                let raw: Bytes = match msg {
+                    Message::Binary(b) => b,
+                    Message::Text(t) => Bytes::copy_from_slice(t.as_bytes()),
                     Message::Close(_) => break,
                     _ => continue,
+                };
+                let Some(&first) = raw.first() else {
+                    continue;
+                };
+                let (ch, data) = if base64 {
+                    let Some(ch) = first.checked_sub(b'0') else {
+                        continue;
+                    };
+                    match base64::engine::general_purpose::STANDARD.decode(&raw[1..]) {
+                        Ok(d) => (ch, Bytes::from(d)),
+                        Err(_) => continue,
+                    }
+                } else {
+                    (first, raw.slice(1..))
                 };
                 if ch == CLOSE {
                     if let Some(&target) = data.first() {
