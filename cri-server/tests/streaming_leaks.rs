@@ -14,7 +14,9 @@ use berth_cri::streaming::spdy::Headers;
 use common::*;
 
 fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current().metrics().num_alive_tasks()
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
 }
 
 async fn wait_new_pid(exec: &HostExec, before: usize) -> u32 {
@@ -69,7 +71,9 @@ async fn vanished_clients_leave_no_process_task_or_fd() {
         stderr: true,
         tty: false,
     };
-    let r = client::exec(&url.to_string(), &o, ExecIo::default()).await.unwrap();
+    let r = client::exec(&url.to_string(), &o, ExecIo::default())
+        .await
+        .unwrap();
     assert_eq!(r, Outcome::Exited(0));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let fds0 = fd_count();
@@ -122,7 +126,13 @@ async fn vanished_clients_leave_no_process_task_or_fd() {
     }
 
     let fds = settle(fd_count, fds0).await;
-    assert!(fds <= fds0, "file descriptors leaked: {fds0} before, {fds} after");
+    assert!(
+        fds <= fds0,
+        "file descriptors leaked: {fds0} before, {fds} after"
+    );
     let tasks = settle(alive_tasks, tasks0).await;
-    assert!(tasks <= tasks0, "tasks leaked: {tasks0} before, {tasks} after");
+    assert!(
+        tasks <= tasks0,
+        "tasks leaked: {tasks0} before, {tasks} after"
+    );
 }

@@ -10,3 +10,49 @@ pub mod session;
 pub use frame::{Frame, FrameError, RstStatus, decode_frame, encode_frame};
 pub use headers::{HeaderDecoder, HeaderEncoder, HeaderError, Headers, header};
 pub use session::{RecvHalf, Role, SendHalf, Session, SessionError, Stream};
+
+/// Why [`decode_all`] stopped.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StreamDecodeError {
+    /// A frame was malformed.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// A header block was malformed.
+    #[error(transparent)]
+    Headers(#[from] HeaderError),
+}
+
+/// Decodes a captured byte stream of one direction of a session: every complete frame,
+/// with header blocks decompressed in order (as a session does), stopping at the first
+/// error. Used by the fuzz targets and for inspecting captures.
+pub fn decode_all(mut data: &[u8]) -> (Vec<(Frame, Option<Headers>)>, Option<StreamDecodeError>) {
+    let mut dec = HeaderDecoder::new();
+    let mut out = Vec::new();
+    loop {
+        match decode_frame(data) {
+            Ok(None) => return (out, None),
+            Ok(Some((f, used))) => {
+                data = &data[used..];
+                let block = match &f {
+                    Frame::SynStream { block, .. }
+                    | Frame::SynReply { block, .. }
+                    | Frame::Headers { block, .. } => Some(block.clone()),
+                    _ => None,
+                };
+                let headers = match block {
+                    Some(b) => match dec.decode(&b) {
+                        Ok(h) => Some(h),
+                        Err(e) => return (out, Some(e.into())),
+                    },
+                    None => None,
+                };
+                out.push((f, headers));
+            }
+            Err(FrameError::UnknownType(t)) => match frame::frame_len(data) {
+                Some(n) if n <= data.len() => data = &data[n..],
+                _ => return (out, Some(FrameError::UnknownType(t).into())),
+            },
+            Err(e) => return (out, Some(e.into())),
+        }
+    }
+}

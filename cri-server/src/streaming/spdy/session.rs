@@ -197,6 +197,8 @@ impl Session {
         let reader = tokio::spawn(async move {
             let _ = read_loop(rd, prebuffered, &reader_shared, in_tx).await;
             reader_shared.mark_closed();
+            // The peer is gone or broke the protocol: flush what is queued and hang up.
+            let _ = reader_shared.out.send(Out::Shutdown).await;
         });
         let session = Self {
             shared,
