@@ -27,8 +27,12 @@ use super::headers::{HeaderDecoder, HeaderEncoder, HeaderError, Headers};
 pub const MAX_STREAMS: usize = 1024;
 /// Largest DATA frame we send.
 const MAX_DATA_CHUNK: usize = 32 * 1024;
-/// Frames buffered per stream before the reader waits for the application.
-const STREAM_QUEUE: usize = 64;
+/// Frames buffered per stream before the reader waits for the application (a flow-
+/// controlled peer never has more than [`RECV_WINDOW`] in flight, i.e. 128 full frames).
+const STREAM_QUEUE: usize = 256;
+/// The receive window we give the peer per stream and for the session (4 MiB): the
+/// default 64 KiB would cap a stream at 64 KiB per round trip.
+pub const RECV_WINDOW: i64 = 4 << 20;
 
 /// A session-level or stream-level failure.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -91,7 +95,7 @@ impl StreamState {
             data_tx: Some(data_tx),
             reply_tx: None,
             send: SendWindow::new(initial_send),
-            recv: RecvWindow::new(DEFAULT_WINDOW),
+            recv: RecvWindow::new(RECV_WINDOW),
             local_fin: false,
             remote_fin: false,
             reset: None,
@@ -112,6 +116,9 @@ struct State {
 
 struct Shared {
     role: Role,
+    /// Held from choosing a new stream id until its SYN_STREAM is queued: ids must reach
+    /// the wire in increasing order.
+    open_order: tokio::sync::Mutex<()>,
     out: mpsc::Sender<Out>,
     state: Mutex<State>,
     window: Notify,
@@ -172,11 +179,12 @@ impl Session {
         let (closed_tx, closed_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             role,
+            open_order: tokio::sync::Mutex::new(()),
             out: out_tx,
             state: Mutex::new(State {
                 streams: HashMap::new(),
                 session_send: SendWindow::new(DEFAULT_WINDOW),
-                session_recv: RecvWindow::new(DEFAULT_WINDOW),
+                session_recv: RecvWindow::new(RECV_WINDOW),
                 initial_send: DEFAULT_WINDOW,
                 peer_flow_control: false,
                 next_id: if role == Role::Client { 1 } else { 2 },
@@ -206,10 +214,15 @@ impl Session {
             reader: Mutex::new(Some(reader)),
             closed_rx,
         };
-        // Tell the peer we do flow control, so a flow-controlling peer enforces it too.
+        // Announce our stream window (which also tells a flow-controlling peer that we
+        // do flow control) and grow the session window from its 64 KiB default.
         let _ = session.shared.out.try_send(Out::Frame(Frame::Settings {
             flags: 0,
-            entries: vec![(0, SETTINGS_INITIAL_WINDOW_SIZE, DEFAULT_WINDOW as u32)],
+            entries: vec![(0, SETTINGS_INITIAL_WINDOW_SIZE, RECV_WINDOW as u32)],
+        }));
+        let _ = session.shared.out.try_send(Out::Frame(Frame::WindowUpdate {
+            stream_id: 0,
+            delta: (RECV_WINDOW - DEFAULT_WINDOW) as u32,
         }));
         session
     }
@@ -223,6 +236,7 @@ impl Session {
     pub async fn open(&self, headers: Headers, fin: bool) -> Result<Stream, SessionError> {
         let (data_tx, data_rx) = mpsc::channel(STREAM_QUEUE);
         let (reply_tx, reply_rx) = oneshot::channel();
+        let order = self.shared.open_order.lock().await;
         let id = {
             let mut st = self.shared.lock();
             if st.closed {
@@ -246,6 +260,7 @@ impl Session {
                 headers: headers.clone(),
             })
             .await?;
+        drop(order);
         reply_rx.await.map_err(|_| SessionError::Closed)??;
         Ok(Stream::new(id, headers, self.shared.clone(), data_rx))
     }
@@ -387,10 +402,25 @@ impl RecvHalf {
 
 impl Drop for RecvHalf {
     fn drop(&mut self) {
-        // Data still queued or arriving later is credited back by the reader.
-        let mut st = self.shared.lock();
-        if let Some(s) = st.streams.get_mut(&self.id) {
-            s.data_tx = None;
+        // Data arriving later is credited back by the reader; credit what is queued here,
+        // or the session window would shrink for good.
+        self.data.close();
+        let mut queued = 0;
+        while let Ok(chunk) = self.data.try_recv() {
+            queued += chunk.len();
+        }
+        let delta = {
+            let mut st = self.shared.lock();
+            if let Some(s) = st.streams.get_mut(&self.id) {
+                s.data_tx = None;
+            }
+            st.session_recv.consume(queued)
+        };
+        if let Some(delta) = delta {
+            let _ = self.shared.out.try_send(Out::Frame(Frame::WindowUpdate {
+                stream_id: 0,
+                delta,
+            }));
         }
     }
 }
@@ -965,6 +995,37 @@ mod tests {
             })
         );
         let _server = srv.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_opens_reach_the_wire_in_id_order() {
+        let (client, server) = pair();
+        let server = Arc::new(server);
+        let srv = server.clone();
+        let acceptor = tokio::spawn(async move {
+            let mut n = 0;
+            while let Some(s) = srv.accept().await {
+                s.reply().await.unwrap();
+                n += 1;
+                if n == 200 {
+                    break;
+                }
+            }
+            n
+        });
+        let client = Arc::new(client);
+        let mut opens = Vec::new();
+        for _ in 0..200 {
+            let c = client.clone();
+            opens.push(tokio::spawn(async move {
+                c.open(h("a", "b"), true).await.map(|_| ())
+            }));
+        }
+        for o in opens {
+            o.await.unwrap().unwrap();
+        }
+        assert_eq!(acceptor.await.unwrap(), 200);
+        assert!(!server.is_closed());
     }
 
     /// Drives a server session with raw frames and reads what it answers.
