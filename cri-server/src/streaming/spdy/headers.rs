@@ -368,6 +368,22 @@ mod tests {
     include!("headers_vectors.rs");
 
     #[test]
+    fn encodes_blocks_c_zlib_decodes() {
+        // Our two consecutive blocks, byte for byte; CPython's zlib (C zlib, zdict = SPDY/3
+        // dictionary) inflates them to the expected blocks. If a zlib-rs upgrade changes
+        // these bytes, re-check them that way before updating.
+        let mut enc = HeaderEncoder::new();
+        let a = enc.encode(&h(&[("streamtype", "error"), ("port", "80")]));
+        let b = enc.encode(&h(&[("streamtype", "data")]));
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(
+            hex(&a),
+            "78bbe3c6a7c202e50e703a2b294a4dcc851625aca9a0808614cb45a024cc646100000000ffff"
+        );
+        assert_eq!(hex(&b), "62606060c450082a731201000000ffff");
+    }
+
+    #[test]
     fn malformed_blocks_are_errors() {
         assert_eq!(decode_block(&[0, 0, 0]), Err(HeaderError::Truncated));
         assert_eq!(
@@ -413,3 +429,4 @@ mod tests {
         );
     }
 }
+
