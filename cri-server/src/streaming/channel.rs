@@ -101,10 +101,11 @@ pub struct WsMux {
     /// Becomes true when the peer's side ends.
     pub closed: watch::Receiver<bool>,
     reader: AbortOnDrop,
-    writer: JoinHandle<()>,
+    writer: AbortOnDrop,
 }
 
-/// Aborts a task when dropped.
+/// Aborts a task when dropped (dropping a [`WsMux`] without [`WsMux::close`] abandons
+/// the connection at once).
 pub struct AbortOnDrop(pub JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -215,7 +216,7 @@ impl WsMux {
             tx,
             closed,
             reader: AbortOnDrop(reader),
-            writer,
+            writer: AbortOnDrop(writer),
         }
     }
 
@@ -234,9 +235,12 @@ impl WsMux {
 
     /// Sends Close after everything queued, and waits (bounded) for the peer to finish.
     pub async fn close(self, linger: std::time::Duration) {
-        let _ = self.tx.send(WsOut::Close).await;
+        let _ = tokio::time::timeout(linger, self.tx.send(WsOut::Close)).await;
         drop(self.tx);
-        let _ = tokio::time::timeout(linger, self.writer).await;
+        let mut writer = self.writer;
+        // A peer that stops reading cannot keep the writer (and the socket) alive.
+        let _ = tokio::time::timeout(linger, &mut writer.0).await;
+        drop(writer);
         let mut closed = self.closed;
         let _ = tokio::time::timeout(linger, closed.wait_for(|c| *c)).await;
         drop(self.reader);

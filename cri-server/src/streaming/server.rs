@@ -110,7 +110,10 @@ impl StreamingServer {
                         let ctx = accept_ctx.clone();
                         conns.spawn(async move {
                             let svc = service_fn(move |req| handle(ctx.clone(), req));
+                            // The timer bounds how long a client may take to send its
+                            // request head (30 s), so idle sockets do not pile up.
                             let _ = hyper::server::conn::http1::Builder::new()
+                                .timer(hyper_util::rt::TokioTimer::new())
                                 .serve_connection(TokioIo::new(tcp), svc)
                                 .with_upgrades()
                                 .await;

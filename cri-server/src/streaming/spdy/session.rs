@@ -158,11 +158,13 @@ impl Shared {
     }
 }
 
-/// One SPDY session. Dropping it closes the session (see [`Session::close`]).
+/// One SPDY session. [`Session::close`] ends it gracefully; dropping it abandons the
+/// connection at once.
 pub struct Session {
     shared: Arc<Shared>,
     incoming: tokio::sync::Mutex<mpsc::Receiver<Stream>>,
     reader: Mutex<Option<JoinHandle<()>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
     closed_rx: watch::Receiver<bool>,
 }
 
@@ -195,7 +197,7 @@ impl Session {
             closed_tx,
         });
         let writer_shared = Arc::downgrade(&shared);
-        tokio::spawn(async move {
+        let writer = tokio::spawn(async move {
             write_loop(wr, out_rx).await;
             if let Some(s) = writer_shared.upgrade() {
                 s.mark_closed();
@@ -212,6 +214,7 @@ impl Session {
             shared,
             incoming: tokio::sync::Mutex::new(in_rx),
             reader: Mutex::new(Some(reader)),
+            writer: Mutex::new(Some(writer)),
             closed_rx,
         };
         // Announce our stream window (which also tells a flow-controlling peer that we
@@ -286,14 +289,22 @@ impl Session {
     /// sent before the socket goes away).
     pub async fn close(&self, linger: std::time::Duration) {
         let last = self.shared.lock().last_peer_id;
-        let _ = self
-            .shared
-            .send_out(Out::Frame(Frame::GoAway {
+        let queue = async {
+            let goaway = Frame::GoAway {
                 last_good_stream_id: last,
                 status: GoAwayStatus::Ok as u32,
-            }))
-            .await;
-        let _ = self.shared.send_out(Out::Shutdown).await;
+            };
+            let _ = self.shared.send_out(Out::Frame(goaway)).await;
+            let _ = self.shared.send_out(Out::Shutdown).await;
+        };
+        let _ = tokio::time::timeout(linger, queue).await;
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut writer) = writer
+            && tokio::time::timeout(linger, &mut writer).await.is_err()
+        {
+            // The peer stopped reading: give up on what is still queued.
+            writer.abort();
+        }
         let reader = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(mut reader) = reader
             && tokio::time::timeout(linger, &mut reader).await.is_err()
@@ -306,9 +317,11 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let _ = self.shared.out.try_send(Out::Shutdown);
-        if let Some(r) = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            r.abort();
+        // Dropped without close(): abandon the connection at once.
+        for task in [&self.reader, &self.writer] {
+            if let Some(t) = task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                t.abort();
+            }
         }
     }
 }
