@@ -1041,6 +1041,63 @@ mod tests {
         assert!(!server.is_closed());
     }
 
+    /// moby/spdystream (kubectl, kubelet) never sends WINDOW_UPDATE or SETTINGS: a server
+    /// stream must not stall after the 64 KiB default window with such a peer.
+    #[tokio::test]
+    async fn peer_without_flow_control_is_not_stalled() {
+        let (mut raw, b) = tokio::io::duplex(1 << 16);
+        let server = Session::new(b, Role::Server, Vec::new());
+        let mut enc = HeaderEncoder::new();
+        let mut syn = Vec::new();
+        encode_frame(
+            &Frame::SynStream {
+                stream_id: 1,
+                assoc_id: 0,
+                priority: 0,
+                flags: 0,
+                block: enc.encode(&h("streamtype", "stdout")).into(),
+            },
+            &mut syn,
+        )
+        .unwrap();
+        raw.write_all(&syn).await.unwrap();
+        let srv = tokio::spawn(async move {
+            let s = server.accept().await.unwrap();
+            s.reply().await.unwrap();
+            s.tx.send(&vec![1u8; 1 << 20]).await.unwrap();
+            s.tx.close().await.unwrap();
+            server
+        });
+        let mut buf = Vec::new();
+        let mut got = 0;
+        let mut dec = HeaderDecoder::new();
+        'outer: loop {
+            let n = raw.read_buf(&mut buf).await.unwrap();
+            assert_ne!(n, 0, "server hung up early");
+            while let Some((f, used)) = decode_frame(&buf).unwrap() {
+                buf.drain(..used);
+                match f {
+                    Frame::Data {
+                        stream_id: 1,
+                        flags,
+                        payload,
+                    } => {
+                        got += payload.len();
+                        if flags & FLAG_FIN != 0 {
+                            break 'outer;
+                        }
+                    }
+                    Frame::SynReply { block, .. } => {
+                        dec.decode(&block).unwrap();
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(got, 1 << 20);
+        let _server = srv.await.unwrap();
+    }
+
     /// Drives a server session with raw frames and reads what it answers.
     async fn raw_exchange(input: Vec<u8>) -> Vec<Frame> {
         let (mut a, b) = tokio::io::duplex(1 << 16);
