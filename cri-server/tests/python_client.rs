@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 
-async fn run_python(url: &str, mode: &str) -> serde_json::Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/k8s_exec.py");
+async fn run_python(script: &str, args: &[String]) -> serde_json::Value {
+    let script = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let check = tokio::process::Command::new("python3")
         .args(["-c", "import kubernetes.stream.ws_client"])
         .output()
@@ -19,7 +19,8 @@ async fn run_python(url: &str, mode: &str) -> serde_json::Value {
         String::from_utf8_lossy(&check.stderr)
     );
     let out = tokio::process::Command::new("python3")
-        .args([script, url, mode])
+        .arg(&script)
+        .args(args)
         .output()
         .await
         .expect("run python3");
@@ -44,14 +45,14 @@ async fn kubernetes_python_client_exec() {
             false,
         ))
         .unwrap();
-    let v = run_python(&url.to_string(), "exit3").await;
+    let v = run_python("k8s_exec.py", &[url.to_string(), "exit3".into()]).await;
     assert_eq!(v["stdout"], "out\n", "{v}");
     assert_eq!(v["stderr"], "err\n", "{v}");
     assert_eq!(v["returncode"], 3, "{v}");
 
     // v5: stdin, then the close signal ends it and `cat` exits.
     let url = srv.exec_url(exec_req(&["cat"], true, false)).unwrap();
-    let v = run_python(&url.to_string(), "stdin-v5").await;
+    let v = run_python("k8s_exec.py", &[url.to_string(), "stdin-v5".into()]).await;
     assert_eq!(v["stdout"], "hello from python\n", "{v}");
     assert_eq!(v["returncode"], 0, "{v}");
 
@@ -63,7 +64,27 @@ async fn kubernetes_python_client_exec() {
             false,
         ))
         .unwrap();
-    let v = run_python(&url.to_string(), "stdin-v4").await;
+    let v = run_python("k8s_exec.py", &[url.to_string(), "stdin-v4".into()]).await;
     assert_eq!(v["stdout"], "got hello from python\n", "{v}");
     assert_eq!(v["returncode"], 0, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubernetes_python_client_port_forward() {
+    let (srv, _) = server().await;
+    let ports = [echo_server().await, echo_server().await];
+    let url = srv
+        .port_forward_url(berth_cri::streaming::PortForwardRequest {
+            pod_sandbox_id: "pod".into(),
+            ports: vec![],
+        })
+        .unwrap();
+    let mut args = vec![url.to_string()];
+    args.extend(ports.iter().map(|p| p.to_string()));
+    let v = run_python("k8s_portforward.py", &args).await;
+    for p in ports {
+        let r = &v[p.to_string()];
+        assert_eq!(r["echoed"], true, "{v}");
+        assert!(r["error"].is_null(), "{v}");
+    }
 }

@@ -356,14 +356,41 @@ async fn handle(
     }
 }
 
-/// Ports from a WebSocket port-forward query (`?port=80&port=443`); bad values are skipped.
+/// Decodes `%XX` escapes and `+` in a query component; `None` if malformed.
+fn percent_decode(v: &str) -> Option<String> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Ports from a WebSocket port-forward query (`?port=80&port=443`, or `?ports=80,443` as
+/// the Kubernetes Python client sends, comma percent-encoded); bad values are skipped.
 pub fn query_ports(query: Option<&str>) -> Vec<u16> {
     query
         .unwrap_or("")
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .filter(|(k, _)| *k == "port" || *k == "ports")
-        .flat_map(|(_, v)| v.split(',').map(str::to_string).collect::<Vec<_>>())
+        .filter_map(|(_, v)| percent_decode(v))
+        .flat_map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>())
         .filter_map(|v| v.parse::<u16>().ok())
         .filter(|p| *p != 0)
         .collect()
@@ -653,6 +680,8 @@ mod tests {
     fn ports_from_query() {
         assert_eq!(query_ports(Some("port=80&port=443")), vec![80, 443]);
         assert_eq!(query_ports(Some("ports=80,8080&x=1")), vec![80, 8080]);
+        assert_eq!(query_ports(Some("ports=80%2C8080")), vec![80, 8080]);
+        assert_eq!(query_ports(Some("ports=80%2")), Vec::<u16>::new());
         assert_eq!(
             query_ports(Some("port=0&port=99999&port=a")),
             Vec::<u16>::new()

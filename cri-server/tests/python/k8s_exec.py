@@ -4,12 +4,14 @@ client (kubernetes.stream.ws_client.WSClient), as `kubernetes.stream.stream` wou
 usage: k8s_exec.py URL MODE   (MODE: exit3 | stdin-v5 | stdin-v4)
 Prints one JSON line with what the client saw.
 """
+import faulthandler
 import json
 import sys
 
 from kubernetes.client import Configuration
 from kubernetes.stream.ws_client import WSClient, STDIN_CHANNEL, get_websocket_url
 
+faulthandler.dump_traceback_later(90, exit=True)
 url, mode = sys.argv[1], sys.argv[2]
 conf = Configuration()
 conf.host = url.split("/exec/")[0]
