@@ -503,3 +503,24 @@ async fn spdy_client_that_never_opens_streams_times_out() {
         .await
         .expect("server closed the idle session");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn urls_use_the_advertised_address() {
+    let (srv, _) = server_with(Config {
+        advertise: Some("node1.example:10010".into()),
+        ..Config::default()
+    })
+    .await;
+    let url = srv.exec_url(exec_req(&["true"], false, false)).unwrap();
+    assert_eq!(url.authority().unwrap().as_str(), "node1.example:10010");
+    assert!(url.path().starts_with("/exec/"));
+    let (bad, _) = server_with(Config {
+        advertise: Some("not a host".into()),
+        ..Config::default()
+    })
+    .await;
+    assert!(matches!(
+        bad.exec_url(exec_req(&["true"], false, false)),
+        Err(berth_cri::streaming::UrlError::Advertise(_))
+    ));
+}

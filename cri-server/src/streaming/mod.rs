@@ -20,4 +20,4 @@ pub use handler::{
     AttachHandler, AttachRequest, ExecHandler, ExecRequest, HandlerError, PortForwardHandler,
     PortForwardRequest, StreamIo,
 };
-pub use server::{Config, Handlers, StreamingServer};
+pub use server::{Config, Handlers, StreamingServer, UrlError};

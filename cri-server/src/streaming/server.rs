@@ -38,6 +38,17 @@ pub const STREAM_PROTOCOL_HEADER: &str = "x-stream-protocol-version";
 /// The header listing what the server accepts, sent with 403 on a mismatch.
 pub const ACCEPTED_PROTOCOLS_HEADER: &str = "x-accepted-stream-protocol-versions";
 
+/// Why a streaming URL could not be minted.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    /// The token cache refused the request.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// `Config::advertise` does not make a valid URL authority.
+    #[error("advertised streaming address {0:?} does not make a valid URL")]
+    Advertise(String),
+}
+
 /// Streaming server settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -131,7 +142,7 @@ impl StreamingServer {
         self.addr
     }
 
-    fn url(&self, req: Request) -> Result<http::Uri, CacheError> {
+    fn url(&self, req: Request) -> Result<http::Uri, UrlError> {
         let kind = req.kind();
         let token = self.ctx.cache.insert(req)?;
         let host = self
@@ -141,23 +152,21 @@ impl StreamingServer {
             .clone()
             .unwrap_or_else(|| self.addr.to_string());
         let uri = format!("http://{host}/{kind}/{token}");
-        Ok(uri
-            .parse()
-            .expect("a URL built from a socket address and a base64url token is valid"))
+        uri.parse().map_err(|_| UrlError::Advertise(host))
     }
 
     /// Mints the URL for an Exec RPC's response.
-    pub fn exec_url(&self, req: ExecRequest) -> Result<http::Uri, CacheError> {
+    pub fn exec_url(&self, req: ExecRequest) -> Result<http::Uri, UrlError> {
         self.url(Request::Exec(req))
     }
 
     /// Mints the URL for an Attach RPC's response.
-    pub fn attach_url(&self, req: AttachRequest) -> Result<http::Uri, CacheError> {
+    pub fn attach_url(&self, req: AttachRequest) -> Result<http::Uri, UrlError> {
         self.url(Request::Attach(req))
     }
 
     /// Mints the URL for a PortForward RPC's response.
-    pub fn port_forward_url(&self, req: PortForwardRequest) -> Result<http::Uri, CacheError> {
+    pub fn port_forward_url(&self, req: PortForwardRequest) -> Result<http::Uri, UrlError> {
         self.url(Request::PortForward(req))
     }
 
