@@ -6,7 +6,7 @@
 //! compressed; the session decompresses it with its [`super::headers::HeaderDecoder`],
 //! whose zlib state spans the whole session.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 
 /// SPDY protocol version carried in every control frame.
 pub const VERSION: u16 = 3;
@@ -349,6 +349,46 @@ pub fn frame_len(buf: &[u8]) -> Option<usize> {
     })
 }
 
+/// Takes the next frame off the front of a session's read buffer: like [`decode_frame`],
+/// but DATA payloads are split off without copying, and control frames of unknown type
+/// are skipped (section 2.2.1). `Ok(None)`: read more.
+pub fn take_frame(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+    loop {
+        let Some(total) = frame_len(buf) else {
+            return Ok(None);
+        };
+        if total - FRAME_HEADER_LEN > MAX_FRAME_PAYLOAD {
+            return Err(FrameError::TooLarge(total - FRAME_HEADER_LEN));
+        }
+        if buf.len() < total {
+            return Ok(None);
+        }
+        if buf[0] & 0x80 == 0 {
+            let stream_id = be32(buf) & 0x7fff_ffff;
+            if stream_id == 0 {
+                return Err(FrameError::Invalid("DATA frame on stream 0"));
+            }
+            let flags = buf[4];
+            let mut frame = buf.split_to(total);
+            frame.advance(FRAME_HEADER_LEN);
+            return Ok(Some(Frame::Data {
+                stream_id,
+                flags,
+                payload: frame.freeze(),
+            }));
+        }
+        match decode_frame(&buf[..total]) {
+            Ok(Some((f, used))) => {
+                buf.advance(used);
+                return Ok(Some(f));
+            }
+            Ok(None) => return Ok(None),
+            Err(FrameError::UnknownType(_)) => buf.advance(total),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn control_header(out: &mut Vec<u8>, kind: u16, flags: u8, len: usize) -> Result<(), FrameError> {
     if len > MAX_FRAME_PAYLOAD {
         return Err(FrameError::TooLarge(len));
@@ -524,6 +564,45 @@ mod tests {
         ] {
             round_trip(f);
         }
+    }
+
+    #[test]
+    fn take_frame_splits_a_stream_and_skips_unknown_types() {
+        let frames = [
+            Frame::Ping { id: 3 },
+            Frame::Data {
+                stream_id: 1,
+                flags: FLAG_FIN,
+                payload: Bytes::from_static(b"abc"),
+            },
+            Frame::WindowUpdate {
+                stream_id: 1,
+                delta: 9,
+            },
+        ];
+        let mut wire = Vec::new();
+        encode_frame(&frames[0], &mut wire).unwrap();
+        wire.extend_from_slice(&[0x80, 3, 0, 42, 0, 0, 0, 2, 7, 7]); // unknown type 42
+        encode_frame(&frames[1], &mut wire).unwrap();
+        encode_frame(&frames[2], &mut wire).unwrap();
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        // Feed one byte at a time: partial frames are never an error.
+        for b in wire {
+            buf.extend_from_slice(&[b]);
+            while let Some(f) = take_frame(&mut buf).unwrap() {
+                got.push(f);
+            }
+        }
+        assert_eq!(got, frames);
+        assert!(buf.is_empty());
+        let mut bad = BytesMut::from(&[0u8, 0, 0, 0, 0, 0, 0, 0][..]);
+        assert_eq!(
+            take_frame(&mut bad),
+            Err(FrameError::Invalid("DATA frame on stream 0"))
+        );
+        let mut big = BytesMut::from(&[0x80u8, 3, 0, 1, 0, 0x20, 0, 0][..]);
+        assert_eq!(take_frame(&mut big), Err(FrameError::TooLarge(0x20_0000)));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -19,12 +19,14 @@ use tokio::task::JoinHandle;
 use super::flow::{DEFAULT_WINDOW, FlowError, RecvWindow, SendWindow};
 use super::frame::{
     FLAG_FIN, FLAG_UNIDIRECTIONAL, Frame, FrameError, GoAwayStatus, RstStatus,
-    SETTINGS_INITIAL_WINDOW_SIZE, decode_frame, encode_frame, frame_len,
+    SETTINGS_INITIAL_WINDOW_SIZE, encode_frame, take_frame,
 };
 use super::headers::{HeaderDecoder, HeaderEncoder, HeaderError, Headers};
 
 /// Most streams one session may have open at once; more are refused.
 pub const MAX_STREAMS: usize = 1024;
+/// Read buffer growth step.
+const READ_BUF: usize = 128 * 1024;
 /// Largest DATA frame we send.
 const MAX_DATA_CHUNK: usize = 32 * 1024;
 /// Frames buffered per stream before the reader waits for the application (a flow-
@@ -630,46 +632,28 @@ impl From<SessionError> for ReadEnd {
 
 async fn read_loop<R: AsyncRead>(
     rd: R,
-    mut buf: Vec<u8>,
+    prebuffered: Vec<u8>,
     shared: &Arc<Shared>,
     incoming: mpsc::Sender<Stream>,
 ) -> Result<(), ReadEnd> {
     tokio::pin!(rd);
     let mut dec = HeaderDecoder::new();
-    let mut start = 0;
+    let mut buf = BytesMut::with_capacity(READ_BUF);
+    buf.extend_from_slice(&prebuffered);
     loop {
-        let frame = match decode_frame(&buf[start..]) {
-            Ok(Some((f, used))) => {
-                start += used;
-                Some(f)
-            }
-            Ok(None) => None,
-            Err(FrameError::UnknownType(_)) => {
-                // Section 2.2.1: ignore control frames of unknown type.
-                match frame_len(&buf[start..]) {
-                    Some(n) if buf.len() - start >= n => {
-                        start += n;
-                        continue;
-                    }
-                    _ => None,
+        let frame = match take_frame(&mut buf) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                buf.reserve(READ_BUF);
+                if rd.read_buf(&mut buf).await? == 0 {
+                    return Err(ReadEnd::Eof);
                 }
+                continue;
             }
             Err(e) => {
                 goaway(shared, GoAwayStatus::ProtocolError).await;
                 return Err(e.into());
             }
-        };
-        let Some(frame) = frame else {
-            buf.drain(..start);
-            start = 0;
-            if buf.capacity() - buf.len() < 16 * 1024 {
-                buf.reserve(64 * 1024);
-            }
-            let n = rd.read_buf(&mut buf).await?;
-            if n == 0 {
-                return Err(ReadEnd::Eof);
-            }
-            continue;
         };
         if let Err(e) = handle_frame(frame, shared, &mut dec, &incoming).await {
             if !matches!(e, ReadEnd::Closed) {
@@ -941,6 +925,7 @@ async fn handle_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::streaming::spdy::frame::decode_frame;
     use crate::streaming::spdy::header;
 
     fn h(k: &str, v: &str) -> Headers {
