@@ -24,15 +24,16 @@ pub enum StreamDecodeError {
 
 /// Decodes a captured byte stream of one direction of a session: every complete frame,
 /// with header blocks decompressed in order (as a session does), stopping at the first
-/// error. Used by the fuzz targets and for inspecting captures.
-pub fn decode_all(mut data: &[u8]) -> (Vec<(Frame, Option<Headers>)>, Option<StreamDecodeError>) {
+/// error, exactly as a session's reader cuts frames. Used by the fuzz targets and for
+/// inspecting captures.
+pub fn decode_all(data: &[u8]) -> (Vec<(Frame, Option<Headers>)>, Option<StreamDecodeError>) {
+    let mut buf = bytes::BytesMut::from(data);
     let mut dec = HeaderDecoder::new();
     let mut out = Vec::new();
     loop {
-        match decode_frame(data) {
+        match frame::take_frame(&mut buf) {
             Ok(None) => return (out, None),
-            Ok(Some((f, used))) => {
-                data = &data[used..];
+            Ok(Some(f)) => {
                 let block = match &f {
                     Frame::SynStream { block, .. }
                     | Frame::SynReply { block, .. }
@@ -48,10 +49,6 @@ pub fn decode_all(mut data: &[u8]) -> (Vec<(Frame, Option<Headers>)>, Option<Str
                 };
                 out.push((f, headers));
             }
-            Err(FrameError::UnknownType(t)) => match frame::frame_len(data) {
-                Some(n) if n <= data.len() => data = &data[n..],
-                _ => return (out, Some(FrameError::UnknownType(t).into())),
-            },
             Err(e) => return (out, Some(e.into())),
         }
     }
