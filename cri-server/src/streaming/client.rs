@@ -298,28 +298,28 @@ async fn exec_spdy(url: &str, opts: &ExecOptions, io: ExecIo) -> Result<Outcome,
     };
     let (session, chosen) = connect_spdy(url, &offered).await?;
     let version = Version::of(&chosen).unwrap_or(Version::V1);
-    let error = session.open(hdr(stream_type::ERROR), false).await?;
+    // Open every stream at once: each waits for its SYN_REPLY, so one after the other
+    // would cost a round trip each.
+    let open = |wanted: bool, kind: &'static str| {
+        let session = &session;
+        async move {
+            if wanted {
+                session.open(hdr(kind), false).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        }
+    };
+    let (error, stdin, stdout, stderr, resize) = tokio::join!(
+        open(true, stream_type::ERROR),
+        open(opts.stdin, stream_type::STDIN),
+        open(opts.stdout, stream_type::STDOUT),
+        open(opts.stderr && !opts.tty, stream_type::STDERR),
+        open(opts.tty && version.has_resize(), stream_type::RESIZE),
+    );
+    let error = error?.expect("the error stream is always opened");
+    let (stdin, stdout, stderr, resize) = (stdin?, stdout?, stderr?, resize?);
     error.tx.close().await?;
-    let stdin = if opts.stdin {
-        Some(session.open(hdr(stream_type::STDIN), false).await?)
-    } else {
-        None
-    };
-    let stdout = if opts.stdout {
-        Some(session.open(hdr(stream_type::STDOUT), false).await?)
-    } else {
-        None
-    };
-    let stderr = if opts.stderr && !opts.tty {
-        Some(session.open(hdr(stream_type::STDERR), false).await?)
-    } else {
-        None
-    };
-    let resize = if opts.tty && version.has_resize() {
-        Some(session.open(hdr(stream_type::RESIZE), false).await?)
-    } else {
-        None
-    };
     let mut background = Vec::new();
     if let (Some(s), Some(r)) = (&stdin, io.stdin) {
         background.push(tokio::spawn(pump_in(r, OutChan::Spdy(s.tx.clone()), None)));
