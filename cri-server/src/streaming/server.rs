@@ -170,7 +170,8 @@ impl StreamingServer {
         self.url(Request::PortForward(req))
     }
 
-    /// Stops accepting connections and ends the sessions in progress.
+    /// Stops accepting connections (also on drop); sessions already upgraded run until
+    /// their client or handler ends them.
     pub fn shutdown(self) {
         self.accept.abort();
     }
