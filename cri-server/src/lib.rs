@@ -1,1 +1,2 @@
 //! berth-cri: the CRI v1 runtime and image services (berthd) and their client (berthctl).
+pub mod streaming;
