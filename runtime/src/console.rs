@@ -20,7 +20,10 @@ pub enum ConsoleError {
         source: std::io::Error,
     },
     #[error("console: {op}: {source}")]
-    Sys { op: &'static str, source: nix::Error },
+    Sys {
+        op: &'static str,
+        source: nix::Error,
+    },
 }
 
 fn sys(op: &'static str) -> impl FnOnce(nix::Error) -> ConsoleError {

@@ -75,7 +75,9 @@ struct CreateGuard<'a> {
 
 impl CreateGuard<'_> {
     fn disarm(mut self) -> Locked {
-        self.locked.take().expect("guard holds the lock until disarmed")
+        self.locked
+            .take()
+            .expect("guard holds the lock until disarmed")
     }
 }
 
@@ -114,7 +116,9 @@ const DEFAULT_DEVICE_RULES: &str = r#"[
 ]"#;
 
 /// The spec's resources with runc's default device rules added. Pure.
-pub fn with_default_device_rules(linux: &oci_spec::runtime::Linux) -> oci_spec::runtime::LinuxResources {
+pub fn with_default_device_rules(
+    linux: &oci_spec::runtime::Linux,
+) -> oci_spec::runtime::LinuxResources {
     let mut r = linux.resources().clone().unwrap_or_default();
     let mut rules = r.devices().clone().unwrap_or_default();
     let defaults: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
@@ -169,14 +173,23 @@ fn owner() -> String {
 
 /// Writes `pid` to `path` atomically, as runc does.
 pub fn write_pid_file(path: &Path, pid: i32) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| std::io::Error::other("pid file has no name"))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("pid file has no name"))?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
     std::fs::write(&tmp, pid.to_string())?;
     std::fs::rename(&tmp, path)
 }
 
-fn run_hook_list(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value) -> Result<(), String> {
+fn run_hook_list(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state: &serde_json::Value,
+) -> Result<(), String> {
     match hooks {
         Some(h) if !h.is_empty() => {
             hooks::run_hooks(kind, h, state.to_string().as_bytes()).map_err(|e| e.to_string())
@@ -225,7 +238,10 @@ pub fn create(root: &StateRoot, o: &CreateOpts) -> Result<ContainerState, Error>
         None => None,
     };
     let linux = bundle.spec.linux().as_ref().expect("validated");
-    let cg_path = linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned());
+    let cg_path = linux
+        .cgroups_path()
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
     let cgroup = if o.systemd_cgroup {
         Manager::new_systemd(cg_path.as_deref(), id)
     } else {
@@ -248,7 +264,9 @@ pub fn create(root: &StateRoot, o: &CreateOpts) -> Result<ContainerState, Error>
     };
     cgroup.create().map_err(cg_err)?;
     guard.cgroup = Some(&cgroup);
-    cgroup.apply(&with_default_device_rules(linux)).map_err(cg_err)?;
+    cgroup
+        .apply(&with_default_device_rules(linux))
+        .map_err(cg_err)?;
 
     let mut st = ContainerState {
         id: id.to_string(),
@@ -317,7 +335,16 @@ pub fn create(root: &StateRoot, o: &CreateOpts) -> Result<ContainerState, Error>
     drop(console);
     guard.pids.push(stage1.as_raw());
 
-    let result = handshake(id, &parent, stage1, &plan, &bundle.spec, &cgroup, &mut st, guard.locked.as_ref().expect("armed"));
+    let result = handshake(
+        id,
+        &parent,
+        stage1,
+        &plan,
+        &bundle.spec,
+        &cgroup,
+        &mut st,
+        guard.locked.as_ref().expect("armed"),
+    );
     let init_pid = st.pid;
     if init_pid > 0 {
         guard.pids.push(init_pid);
@@ -330,7 +357,8 @@ pub fn create(root: &StateRoot, o: &CreateOpts) -> Result<ContainerState, Error>
     let locked = guard.locked.as_ref().expect("armed");
     locked.save(&st)?;
     if let Some(p) = &o.pid_file {
-        write_pid_file(p, st.pid).map_err(|e| setup(id, format!("pid file {}: {e}", p.display())))?;
+        write_pid_file(p, st.pid)
+            .map_err(|e| setup(id, format!("pid file {}: {e}", p.display())))?;
     }
     drop(guard.disarm());
     Ok(st)
@@ -352,13 +380,16 @@ fn handshake(
     locked: &Locked,
 ) -> Result<(), Error> {
     let sync_err = |e: sync::SyncError| setup(id, e);
-    cgroup.add_pid(stage1.as_raw()).map_err(|source| Error::Cgroup {
-        id: id.to_string(),
-        source,
-    })?;
+    cgroup
+        .add_pid(stage1.as_raw())
+        .map_err(|source| Error::Cgroup {
+            id: id.to_string(),
+            source,
+        })?;
     sock.send(&Msg::Go).map_err(sync_err)?;
     if plan.new_user {
-        sock.expect(Msg::UsernsReady, "UsernsReady").map_err(sync_err)?;
+        sock.expect(Msg::UsernsReady, "UsernsReady")
+            .map_err(sync_err)?;
         let linux = spec.linux().as_ref().expect("validated");
         namespaces::write_id_maps(
             stage1.as_raw(),
@@ -423,7 +454,11 @@ pub fn start(root: &StateRoot, id: &str) -> Result<(), Error> {
     let _ = std::fs::remove_file(&fifo_path);
     st.status = Status::Running;
     locked.save(&st)?;
-    if let Some(h) = st.config.hooks().as_ref().and_then(|h| h.poststart().clone())
+    if let Some(h) = st
+        .config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststart().clone())
         && let Err(e) = run_hook_list("poststart", Some(&h), &st.hook_state(Status::Running))
     {
         eprintln!("berth: warning: container {id}: {e}");
@@ -528,7 +563,11 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<(), Error> {
         id: id.to_string(),
         source,
     })?;
-    if let Some(h) = st.config.hooks().as_ref().and_then(|h| h.poststop().clone())
+    if let Some(h) = st
+        .config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststop().clone())
         && let Err(e) = run_hook_list("poststop", Some(&h), &st.hook_state(Status::Stopped))
     {
         eprintln!("berth: warning: container {id}: {e}");
@@ -544,7 +583,10 @@ fn kill_and_wait(st: &ContainerState) {
     kill_cgroup(&st.cgroup);
     let deadline = Instant::now() + Duration::from_secs(10);
     while st.init_alive() && Instant::now() < deadline {
-        let _ = waitpid(Pid::from_raw(st.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        let _ = waitpid(
+            Pid::from_raw(st.pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -635,10 +677,14 @@ pub fn exec(root: &StateRoot, id: &str, process: &Process, o: &ExecOpts) -> Resu
         let console = console.as_ref();
         let spec = &spec;
         init::fork_child(child, move || {
-            child.expect(Msg::Go, "Go").map_err(|e| InitError(e.to_string()))?;
+            child
+                .expect(Msg::Go, "Go")
+                .map_err(|e| InitError(e.to_string()))?;
             namespaces::join(plan).map_err(|e| InitError(e.to_string()))?;
-            let pid = init::fork_child(child, move || exec_child(spec, process, console, o.preserve_fds).map(|n| match n {}))
-                .map_err(|e| InitError(format!("fork: {e}")))?;
+            let pid = init::fork_child(child, move || {
+                exec_child(spec, process, console, o.preserve_fds).map(|n| match n {})
+            })
+            .map_err(|e| InitError(format!("fork: {e}")))?;
             child
                 .send(&Msg::InitPid(pid.as_raw()))
                 .map_err(|e| InitError(e.to_string()))?;
@@ -710,7 +756,8 @@ fn exec_child(
     init::finish_process(process, spec, early, state)?;
     let target = crate::process::exec_target(process).map_err(|e| InitError(e.to_string()))?;
     if let Some(f) = late {
-        f.load().map_err(|e| InitError(format!("load seccomp filter: {e}")))?;
+        f.load()
+            .map_err(|e| InitError(format!("load seccomp filter: {e}")))?;
     }
     crate::process::cloexec_from(3 + preserve_fds).map_err(|e| InitError(e.to_string()))?;
     crate::process::reset_signals();
@@ -731,7 +778,11 @@ mod tests {
         let r = with_default_device_rules(&linux);
         let rules = r.devices().as_ref().unwrap();
         assert!(!rules[0].allow(), "the spec's deny-all stays first");
-        assert!(rules.iter().any(|d| d.allow() && d.major() == Some(1) && d.minor() == Some(3)));
+        assert!(
+            rules
+                .iter()
+                .any(|d| d.allow() && d.major() == Some(1) && d.minor() == Some(3))
+        );
         let last = rules.last().unwrap();
         assert_eq!((last.major(), last.minor()), (Some(1), Some(11)));
         assert_eq!(rules.len(), 1 + 12 + 1);
@@ -741,6 +792,9 @@ mod tests {
     fn timestamps_are_rfc3339() {
         let t = now_rfc3339();
         assert_eq!(t.len(), 30, "{t}");
-        assert!(t.starts_with("20") && t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+        assert!(
+            t.starts_with("20") && t.ends_with('Z') && t.as_bytes()[10] == b'T',
+            "{t}"
+        );
     }
 }

@@ -73,7 +73,9 @@ pub struct Stage1<'a> {
 
 /// Stage 1: namespaces, then fork the init (which runs `init`) and report its PID.
 pub fn stage1(s: Stage1, init: impl FnOnce() -> Result<i32, InitError>) -> Result<i32, InitError> {
-    s.sock.expect(Msg::Go, "Go").map_err(ctx!("wait for parent"))?;
+    s.sock
+        .expect(Msg::Go, "Go")
+        .map_err(ctx!("wait for parent"))?;
     namespaces::join(s.plan).map_err(|e| InitError(e.to_string()))?;
     if s.plan.new_user {
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
@@ -83,11 +85,18 @@ pub fn stage1(s: Stage1, init: impl FnOnce() -> Result<i32, InitError>) -> Resul
             .expect(Msg::MapsDone, "MapsDone")
             .map_err(ctx!("wait for id maps"))?;
         become_root_in_userns()?;
-    } else if s.plan.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User) {
+    } else if s
+        .plan
+        .join
+        .iter()
+        .any(|(t, _)| *t == LinuxNamespaceType::User)
+    {
         become_root_in_userns()?;
     }
     namespaces::unshare(s.plan.unshare).map_err(|e| InitError(e.to_string()))?;
-    if s.plan.unshare.contains(namespaces::flag(LinuxNamespaceType::Time))
+    if s.plan
+        .unshare
+        .contains(namespaces::flag(LinuxNamespaceType::Time))
         && let Some(linux) = s.spec.linux()
     {
         namespaces::write_time_offsets(linux).map_err(|e| InitError(e.to_string()))?;
@@ -102,10 +111,12 @@ pub fn stage1(s: Stage1, init: impl FnOnce() -> Result<i32, InitError>) -> Resul
 fn become_root_in_userns() -> Result<(), InitError> {
     let root_u = nix::unistd::Uid::from_raw(0);
     let root_g = nix::unistd::Gid::from_raw(0);
-    nix::unistd::setresgid(root_g, root_g, root_g)
-        .map_err(ctx!("setgid 0 in the user namespace (is container gid 0 mapped?)"))?;
-    nix::unistd::setresuid(root_u, root_u, root_u)
-        .map_err(ctx!("setuid 0 in the user namespace (is container uid 0 mapped?)"))?;
+    nix::unistd::setresgid(root_g, root_g, root_g).map_err(ctx!(
+        "setgid 0 in the user namespace (is container gid 0 mapped?)"
+    ))?;
+    nix::unistd::setresuid(root_u, root_u, root_u).map_err(ctx!(
+        "setuid 0 in the user namespace (is container uid 0 mapped?)"
+    ))?;
     Ok(())
 }
 
@@ -128,8 +139,14 @@ pub struct Init<'a> {
 pub fn init(a: Init) -> Result<Infallible, InitError> {
     // Stage 1 reports our PID on the same socket; wait until the parent has it, so our
     // messages never overtake that one.
-    a.sock.expect(Msg::Go, "Go").map_err(ctx!("wait for parent"))?;
-    let process = a.spec.process().as_ref().expect("validated: process present");
+    a.sock
+        .expect(Msg::Go, "Go")
+        .map_err(ctx!("wait for parent"))?;
+    let process = a
+        .spec
+        .process()
+        .as_ref()
+        .expect("validated: process present");
     let linux = a.spec.linux().as_ref().expect("validated: linux present");
     let has_new = |t| {
         linux
@@ -160,7 +177,12 @@ pub fn init(a: Init) -> Result<Infallible, InitError> {
         Msg::HooksDone(state) => state,
         other => return Err(InitError(format!("sync: unexpected {other:?}"))),
     };
-    if let Some(h) = a.spec.hooks().as_ref().and_then(|h| h.create_container().clone()) {
+    if let Some(h) = a
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().clone())
+    {
         hooks::run_hooks("createContainer", &h, state.as_bytes())
             .map_err(ctx!("createContainer hook"))?;
     }
@@ -187,12 +209,16 @@ pub fn init(a: Init) -> Result<Infallible, InitError> {
     }
     for (k, v) in linux.sysctl().iter().flatten() {
         let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        std::fs::write(&path, v.as_bytes()).map_err(|e| InitError(format!("sysctl {k}={v}: {e}")))?;
+        std::fs::write(&path, v.as_bytes())
+            .map_err(|e| InitError(format!("sysctl {k}={v}: {e}")))?;
     }
     rootfs::finalize(&cfg).map_err(ctx!("rootfs"))?;
 
     if !a.no_new_keyring {
         join_session_keyring(a.id)?;
+    }
+    if let Some(p) = linux.personality() {
+        crate::sched::set_personality(p).map_err(|e| InitError(e.to_string()))?;
     }
     if let Some(adj) = process.oom_score_adj() {
         rlimits::set_oom_score_adj(None, adj).map_err(ctx!("process.oomScoreAdj"))?;
@@ -216,7 +242,12 @@ pub fn init(a: Init) -> Result<Infallible, InitError> {
     a.sock.send(&Msg::Ready).map_err(ctx!("sync"))?;
     wait_for_start(a.fifo)?;
 
-    if let Some(h) = a.spec.hooks().as_ref().and_then(|h| h.start_container().clone()) {
+    if let Some(h) = a
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().clone())
+    {
         hooks::run_hooks("startContainer", &h, state.as_bytes())
             .map_err(ctx!("startContainer hook"))?;
     }
@@ -231,7 +262,10 @@ pub fn init(a: Init) -> Result<Infallible, InitError> {
 /// Blocks until `start` writes its byte into the exec FIFO (whose read side we hold).
 fn wait_for_start(fifo: &OwnedFd) -> Result<(), InitError> {
     loop {
-        let mut fds = [nix::poll::PollFd::new(fifo.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut fds = [nix::poll::PollFd::new(
+            fifo.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(InitError(format!("wait on exec fifo: {e}"))),
@@ -260,6 +294,13 @@ pub fn finish_process(
     if let Some(r) = process.rlimits().as_deref().filter(|r| !r.is_empty()) {
         rlimits::apply(r).map_err(ctx!("process.rlimits"))?;
     }
+    if let Some(io) = process.io_priority() {
+        crate::sched::set_ioprio(io.class(), io.priority())
+            .map_err(|e| InitError(e.to_string()))?;
+    }
+    if let Some(s) = process.scheduler() {
+        crate::sched::set_scheduler(s).map_err(|e| InitError(e.to_string()))?;
+    }
     if process.no_new_privileges().unwrap_or(false) {
         process::set_no_new_privs().map_err(|e| InitError(e.to_string()))?;
     }
@@ -286,9 +327,10 @@ fn load_seccomp(f: seccomp::Filter, spec: &Spec, state: &[u8]) -> Result<(), Ini
             .as_ref()
             .and_then(|l| l.seccomp().as_ref())
             .expect("a listener fd comes from a seccomp config");
-        let path = sec.listener_path().as_ref().ok_or_else(|| {
-            InitError("linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath".into())
-        })?;
+        let path = sec
+            .listener_path()
+            .as_ref()
+            .ok_or_else(|| InitError("linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath".into()))?;
         seccomp::send_listener_fd(path, sec.listener_metadata().as_deref(), fd.as_fd(), state)
             .map_err(ctx!("send seccomp listener"))?;
     }
@@ -368,7 +410,10 @@ fn join_session_keyring(id: &str) -> Result<(), InitError> {
     if rc < 0 {
         let e = std::io::Error::last_os_error();
         // Kernels without keys, or that refuse it in a user namespace: runc goes on too.
-        if !matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EACCES) | Some(libc::EPERM)) {
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::EACCES) | Some(libc::EPERM)
+        ) {
             return Err(InitError(format!("join session keyring: {e}")));
         }
     }

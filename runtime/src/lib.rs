@@ -5,15 +5,16 @@
 //! lives apart from the thin modules that make syscalls.
 
 pub mod capabilities;
+pub mod cgroups;
 pub mod console;
 pub mod container;
-pub mod cgroups;
 pub mod hooks;
 pub mod init;
 pub mod namespaces;
 pub mod process;
 pub mod rlimits;
 pub mod rootfs;
+pub mod sched;
 pub mod seal;
 pub mod seccomp;
 pub mod signal;

@@ -16,7 +16,11 @@ mod run;
 const DEFAULT_ROOT: &str = "/run/berth/runtime";
 
 #[derive(Parser)]
-#[command(name = "berth", version, about = "An OCI container runtime with runc's command line")]
+#[command(
+    name = "berth",
+    version,
+    about = "An OCI container runtime with runc's command line"
+)]
 struct Cli {
     /// Root directory for container state.
     #[arg(long, global = true, default_value = DEFAULT_ROOT)]
@@ -256,7 +260,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Delete { force, id } => container::delete(&root, &id, force)?,
         Cmd::Exec(a) => return run::exec(&root, *a),
-        Cmd::Ps { format, id, ps_args } => run::ps(&root, &id, &format, &ps_args)?,
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => run::ps(&root, &id, &format, &ps_args)?,
         Cmd::List { format, quiet } => list(&root, &format, quiet)?,
         Cmd::Pause { id } => container::pause(&root, &id)?,
         Cmd::Resume { id } => container::resume(&root, &id)?,
@@ -305,11 +313,24 @@ fn list(root: &StateRoot, format: &str, quiet: bool) -> Result<()> {
             ]];
             for r in &rows {
                 let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-                out.push([s("id"), r["pid"].to_string(), s("status"), s("bundle"), s("created"), s("owner")]);
+                out.push([
+                    s("id"),
+                    r["pid"].to_string(),
+                    s("status"),
+                    s("bundle"),
+                    s("created"),
+                    s("owner"),
+                ]);
             }
-            let widths: Vec<usize> = (0..6).map(|i| out.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+            let widths: Vec<usize> = (0..6)
+                .map(|i| out.iter().map(|r| r[i].len()).max().unwrap_or(0))
+                .collect();
             for r in out {
-                let line: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+                let line: Vec<String> = r
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+                    .collect();
                 println!("{}", line.join("   ").trim_end());
             }
         }
@@ -331,8 +352,31 @@ mod tests {
     #[test]
     fn runc_style_invocations_parse() {
         for args in [
-            &["berth", "--root", "/r", "--log", "/l", "--log-format", "json", "create", "--bundle", "/b", "--pid-file", "/p", "c1"][..],
-            &["berth", "--rootless", "false", "run", "-d", "-b", "/b", "c1"],
+            &[
+                "berth",
+                "--root",
+                "/r",
+                "--log",
+                "/l",
+                "--log-format",
+                "json",
+                "create",
+                "--bundle",
+                "/b",
+                "--pid-file",
+                "/p",
+                "c1",
+            ][..],
+            &[
+                "berth",
+                "--rootless",
+                "false",
+                "run",
+                "-d",
+                "-b",
+                "/b",
+                "c1",
+            ],
             &["berth", "kill", "--all", "c1", "KILL"],
             &["berth", "exec", "-t", "-e", "A=1", "c1", "sh", "-c", "echo"],
             &["berth", "spec", "--rootless", "-b", "/b"],
@@ -344,4 +388,3 @@ mod tests {
         }
     }
 }
-

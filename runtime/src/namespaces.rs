@@ -23,7 +23,10 @@ pub enum NsError {
         source: nix::Error,
     },
     #[error("create namespaces ({flags:?}): {source}")]
-    Unshare { flags: CloneFlags, source: nix::Error },
+    Unshare {
+        flags: CloneFlags,
+        source: nix::Error,
+    },
     #[error("write {what} of pid {pid}: {source} (mapping: {mapping})")]
     Map {
         what: &'static str,
@@ -240,13 +243,18 @@ mod tests {
         assert_eq!(p.join[1].0, LinuxNamespaceType::Network);
         assert!(!p.new_user);
         assert!(p.pid_ns);
-        assert!(p.unshare.contains(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID));
+        assert!(
+            p.unshare
+                .contains(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)
+        );
         assert!(!p.unshare.contains(CloneFlags::CLONE_NEWNET));
     }
 
     #[test]
     fn new_user_namespace_is_separate() {
-        let p = plan(&linux(serde_json::json!({"namespaces": [{"type": "user"}, {"type": "uts"}]})));
+        let p = plan(&linux(
+            serde_json::json!({"namespaces": [{"type": "user"}, {"type": "uts"}]}),
+        ));
         assert!(p.new_user);
         assert_eq!(p.unshare, CloneFlags::CLONE_NEWUTS);
         assert!(!p.pid_ns);
@@ -254,10 +262,19 @@ mod tests {
 
     #[test]
     fn exec_joins_the_init_namespaces() {
-        let l = linux(serde_json::json!({"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "user"}]}));
+        let l = linux(
+            serde_json::json!({"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "user"}]}),
+        );
         let p = plan_exec(&l, 77);
-        let paths: Vec<_> = p.join.iter().map(|(_, p)| p.display().to_string()).collect();
-        assert_eq!(paths, ["/proc/77/ns/user", "/proc/77/ns/pid", "/proc/77/ns/mnt"]);
+        let paths: Vec<_> = p
+            .join
+            .iter()
+            .map(|(_, p)| p.display().to_string())
+            .collect();
+        assert_eq!(
+            paths,
+            ["/proc/77/ns/user", "/proc/77/ns/pid", "/proc/77/ns/mnt"]
+        );
     }
 
     #[test]

@@ -179,8 +179,14 @@ mod tests {
     #[test]
     fn path_lookup_follows_execvp() {
         let exists = |p: &Path| p == Path::new("/bin/sh") || p == Path::new("/usr/bin/env");
-        assert_eq!(lookup("sh", "/usr/bin:/bin", exists).as_deref(), Some("/bin/sh"));
-        assert_eq!(lookup("env", "/usr/bin:/bin", exists).as_deref(), Some("/usr/bin/env"));
+        assert_eq!(
+            lookup("sh", "/usr/bin:/bin", exists).as_deref(),
+            Some("/bin/sh")
+        );
+        assert_eq!(
+            lookup("env", "/usr/bin:/bin", exists).as_deref(),
+            Some("/usr/bin/env")
+        );
         assert_eq!(lookup("nope", "/usr/bin:/bin", exists), None);
         assert_eq!(lookup("./x", "/bin", exists).as_deref(), Some("./x"));
         assert_eq!(lookup("/abs/y", "", exists).as_deref(), Some("/abs/y"));

@@ -125,13 +125,20 @@ fn build_process(base: &Process, a: &ExecArgs) -> Result<Process> {
             None => (u.as_str(), None),
         };
         let user = p.user_mut();
-        user.set_uid(uid.parse().with_context(|| format!("--user {u:?}: uid must be numeric"))?);
+        user.set_uid(
+            uid.parse()
+                .with_context(|| format!("--user {u:?}: uid must be numeric"))?,
+        );
         if let Some(g) = gid {
-            user.set_gid(g.parse().with_context(|| format!("--user {u:?}: gid must be numeric"))?);
+            user.set_gid(
+                g.parse()
+                    .with_context(|| format!("--user {u:?}: gid must be numeric"))?,
+            );
         }
     }
     if !a.additional_gids.is_empty() {
-        p.user_mut().set_additional_gids(Some(a.additional_gids.clone()));
+        p.user_mut()
+            .set_additional_gids(Some(a.additional_gids.clone()));
     }
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
@@ -234,9 +241,15 @@ fn wait_foreground(pid: i32, set: SigSet, tty: Option<OwnedFd>) -> Result<i32> {
         if exit.is_some() && tty.is_none() {
             break;
         }
-        let mut fds = vec![nix::poll::PollFd::new(sfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut fds = vec![nix::poll::PollFd::new(
+            sfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         if let Some(m) = &tty {
-            fds.push(nix::poll::PollFd::new(m.as_fd(), nix::poll::PollFlags::POLLIN));
+            fds.push(nix::poll::PollFd::new(
+                m.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            ));
             if stdin_open {
                 fds.push(nix::poll::PollFd::new(
                     stdin.as_fd(),
@@ -305,11 +318,8 @@ fn wait_foreground(pid: i32, set: SigSet, tty: Option<OwnedFd>) -> Result<i32> {
         }
     }
     if let Some(t) = saved {
-        let _ = nix::sys::termios::tcsetattr(
-            std::io::stdin(),
-            nix::sys::termios::SetArg::TCSANOW,
-            &t,
-        );
+        let _ =
+            nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &t);
     }
     Ok(exit.unwrap_or(255))
 }
@@ -398,7 +408,10 @@ pub fn run(root: &StateRoot, mut o: CreateOpts, detach: bool, keep: bool) -> Res
 pub fn exec(root: &StateRoot, a: ExecArgs) -> Result<ExitCode> {
     let st = root.load(&a.id)?;
     if st.live_status(&root.dir(&a.id)?) == Status::Paused && !a.ignore_paused {
-        bail!("container {} is paused: cannot exec (use --ignore-paused)", a.id);
+        bail!(
+            "container {} is paused: cannot exec (use --ignore-paused)",
+            a.id
+        );
     }
     let base = st
         .config
@@ -449,7 +462,11 @@ pub fn ps(root: &StateRoot, id: &str, format: &str, ps_args: &[String]) -> Resul
                 .output()
                 .context("run ps")?;
             if !out.status.success() {
-                bail!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+                bail!(
+                    "ps {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
             }
             let text = String::from_utf8_lossy(&out.stdout);
             let mut lines = text.lines();
@@ -523,7 +540,11 @@ pub fn update(root: &StateRoot, id: &str, a: &berth_runtime::cgroups::update::Ar
     if st.live_status(&locked.dir) == Status::Stopped {
         bail!("container {id} is stopped: nothing to update");
     }
-    let mut linux = st.config.linux().clone().context("container has no linux section")?;
+    let mut linux = st
+        .config
+        .linux()
+        .clone()
+        .context("container has no linux section")?;
     let current = linux.resources().clone().unwrap_or_default();
     let new = berth_runtime::cgroups::update::resources(a, &current)?;
     st.cgroup.update(&new)?;
@@ -556,8 +577,8 @@ mod tests {
     #[test]
     fn exec_flags_build_the_process() {
         let t = T::parse_from([
-            "x", "-e", "A=2", "-e", "B=3", "--cwd", "/tmp", "-u", "1000:100", "-g", "5",
-            "--cap", "net_raw", "-t", "c1", "echo", "-n", "hi",
+            "x", "-e", "A=2", "-e", "B=3", "--cwd", "/tmp", "-u", "1000:100", "-g", "5", "--cap",
+            "net_raw", "-t", "c1", "echo", "-n", "hi",
         ]);
         let p = build_process(&base(), &t.a).unwrap();
         assert_eq!(p.args().as_deref().unwrap(), ["echo", "-n", "hi"]);
@@ -565,7 +586,15 @@ mod tests {
         assert_eq!(p.cwd(), &PathBuf::from("/tmp"));
         assert_eq!((p.user().uid(), p.user().gid()), (1000, 100));
         assert_eq!(p.user().additional_gids().as_deref(), Some(&[5u32][..]));
-        assert!(p.capabilities().as_ref().unwrap().bounding().as_ref().unwrap().contains(&Capability::NetRaw));
+        assert!(
+            p.capabilities()
+                .as_ref()
+                .unwrap()
+                .bounding()
+                .as_ref()
+                .unwrap()
+                .contains(&Capability::NetRaw)
+        );
         assert_eq!(p.terminal(), Some(true));
     }
 

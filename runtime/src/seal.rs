@@ -37,7 +37,10 @@ pub fn is_sealed() -> bool {
     if seals >= 0 && seals & SEALS == SEALS {
         return true;
     }
-    match (nix::sys::statfs::fstatfs(&f), nix::sys::statvfs::fstatvfs(&f)) {
+    match (
+        nix::sys::statfs::fstatfs(&f),
+        nix::sys::statvfs::fstatvfs(&f),
+    ) {
         (Ok(fs), Ok(vfs)) => {
             fs.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC
                 && vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
@@ -76,7 +79,11 @@ fn overlay_view(scratch: &Path) -> Option<OwnedFd> {
     // SAFETY: the new mount API on descriptors we own, with NUL-terminated strings that
     // outlive each call.
     unsafe {
-        let fs = libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), 1 /* FSOPEN_CLOEXEC */);
+        let fs = libc::syscall(
+            libc::SYS_fsopen,
+            c"overlay".as_ptr(),
+            1, /* FSOPEN_CLOEXEC */
+        );
         if fs < 0 {
             return None;
         }
@@ -84,10 +91,26 @@ fn overlay_view(scratch: &Path) -> Option<OwnedFd> {
         let value = CString::new(format!("{dir}:{empty}")).ok()?;
         const FSCONFIG_SET_STRING: libc::c_uint = 1;
         const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-        if libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_STRING, c"lowerdir".as_ptr(), value.as_ptr(), 0) < 0 {
+        if libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_STRING,
+            c"lowerdir".as_ptr(),
+            value.as_ptr(),
+            0,
+        ) < 0
+        {
             return None;
         }
-        if libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_CMD_CREATE, std::ptr::null::<libc::c_char>(), std::ptr::null::<libc::c_char>(), 0) < 0 {
+        if libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        ) < 0
+        {
             return None;
         }
         const FSMOUNT_CLOEXEC: libc::c_uint = 1;
@@ -98,7 +121,11 @@ fn overlay_view(scratch: &Path) -> Option<OwnedFd> {
         }
         let mnt = OwnedFd::from_raw_fd(mnt as i32);
         let name = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name)).ok()?;
-        let fd = libc::openat(mnt.as_raw_fd(), name.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+        let fd = libc::openat(
+            mnt.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_PATH | libc::O_CLOEXEC,
+        );
         if fd < 0 {
             return None;
         }
@@ -181,5 +208,7 @@ fn exec_fd(fd: i32) -> Result<(), SealError> {
             libc::AT_EMPTY_PATH,
         )
     };
-    Err(sys("execveat sealed binary")(std::io::Error::last_os_error()))
+    Err(sys("execveat sealed binary")(
+        std::io::Error::last_os_error(),
+    ))
 }

@@ -105,13 +105,21 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             return Err(invalid("process.env", format!("{e:?} is not NAME=VALUE")));
         }
     }
-    if process.apparmor_profile().as_deref().is_some_and(|p| !p.is_empty()) {
+    if process
+        .apparmor_profile()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
         return Err(invalid(
             "process.apparmorProfile",
             "AppArmor is not available on this host",
         ));
     }
-    if process.selinux_label().as_deref().is_some_and(|p| !p.is_empty()) {
+    if process
+        .selinux_label()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
         return Err(invalid(
             "process.selinuxLabel",
             "SELinux is not available on this host",
@@ -188,18 +196,28 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         }
         for k in linux.time_offsets().iter().flatten().map(|(k, _)| k) {
             if k != "monotonic" && k != "boottime" {
-                return Err(invalid(
-                    "linux.timeOffsets",
-                    format!("unknown clock {k:?}"),
-                ));
+                return Err(invalid("linux.timeOffsets", format!("unknown clock {k:?}")));
             }
         }
     }
-    if linux.mount_label().as_deref().is_some_and(|l| !l.is_empty()) {
+    if linux
+        .mount_label()
+        .as_deref()
+        .is_some_and(|l| !l.is_empty())
+    {
         return Err(invalid(
             "linux.mountLabel",
             "SELinux is not available on this host",
         ));
+    }
+    if process.exec_cpu_affinity().is_some() {
+        return Err(invalid("process.execCPUAffinity", "not supported by berth"));
+    }
+    if linux.memory_policy().is_some() {
+        return Err(invalid("linux.memoryPolicy", "not supported by berth"));
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(invalid("linux.netDevices", "not supported by berth"));
     }
     if linux.intel_rdt().is_some() {
         return Err(invalid(
@@ -210,7 +228,14 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     if let Some(p) = linux.rootfs_propagation()
         && !matches!(
             p.as_str(),
-            "" | "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable" | "runbindable"
+            "" | "private"
+                | "rprivate"
+                | "slave"
+                | "rslave"
+                | "shared"
+                | "rshared"
+                | "unbindable"
+                | "runbindable"
         )
     {
         return Err(invalid(
@@ -232,7 +257,10 @@ fn check_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b));
     if bad_chars {
-        return Err(invalid("linux.sysctl", format!("{key:?} is not a sysctl name")));
+        return Err(invalid(
+            "linux.sysctl",
+            format!("{key:?} is not a sysctl name"),
+        ));
     }
     let ipc = [
         "kernel.msgmax",
@@ -288,7 +316,11 @@ mod tests {
         let mut j = base();
         let mut cur = &mut j;
         for p in &path[..path.len() - 1] {
-            cur = cur.as_object_mut().unwrap().entry(*p).or_insert(serde_json::json!({}));
+            cur = cur
+                .as_object_mut()
+                .unwrap()
+                .entry(*p)
+                .or_insert(serde_json::json!({}));
         }
         cur[path[path.len() - 1]] = v;
         spec(j)
@@ -311,20 +343,38 @@ mod tests {
     fn bad_fields_are_named() {
         let cases: Vec<(Spec, &str)> = vec![
             (with(&["ociVersion"], "0.9".into()), "ociVersion"),
-            (with(&["process", "args"], serde_json::json!([])), "process.args"),
-            (with(&["process", "cwd"], "rel".into()), "process.cwd"),
-            (with(&["process", "env"], serde_json::json!(["NOEQUALS"])), "process.env"),
-            (with(&["process", "apparmorProfile"], "x".into()), "process.apparmorProfile"),
             (
-                with(&["mounts"], serde_json::json!([{"destination": "rel", "type": "tmpfs"}])),
+                with(&["process", "args"], serde_json::json!([])),
+                "process.args",
+            ),
+            (with(&["process", "cwd"], "rel".into()), "process.cwd"),
+            (
+                with(&["process", "env"], serde_json::json!(["NOEQUALS"])),
+                "process.env",
+            ),
+            (
+                with(&["process", "apparmorProfile"], "x".into()),
+                "process.apparmorProfile",
+            ),
+            (
+                with(
+                    &["mounts"],
+                    serde_json::json!([{"destination": "rel", "type": "tmpfs"}]),
+                ),
                 "mounts.destination",
             ),
             (
-                with(&["linux", "namespaces"], serde_json::json!([{"type": "pid"}, {"type": "pid"}])),
+                with(
+                    &["linux", "namespaces"],
+                    serde_json::json!([{"type": "pid"}, {"type": "pid"}]),
+                ),
                 "linux.namespaces",
             ),
             (
-                with(&["linux", "namespaces"], serde_json::json!([{"type": "network", "path": "rel"}])),
+                with(
+                    &["linux", "namespaces"],
+                    serde_json::json!([{"type": "network", "path": "rel"}]),
+                ),
                 "linux.namespaces.path",
             ),
             (
@@ -336,11 +386,17 @@ mod tests {
             ),
             (with(&["hostname"], "h".into()), "hostname"),
             (
-                with(&["linux", "sysctl"], serde_json::json!({"net.ipv4.ip_forward": "1"})),
+                with(
+                    &["linux", "sysctl"],
+                    serde_json::json!({"net.ipv4.ip_forward": "1"}),
+                ),
                 "linux.sysctl",
             ),
             (
-                with(&["linux", "sysctl"], serde_json::json!({"kernel.panic": "1"})),
+                with(
+                    &["linux", "sysctl"],
+                    serde_json::json!({"kernel.panic": "1"}),
+                ),
                 "linux.sysctl",
             ),
             (
@@ -352,7 +408,10 @@ mod tests {
                 "linux.rootfsPropagation",
             ),
             (
-                with(&["linux", "timeOffsets"], serde_json::json!({"monotonic": {"secs": 1}})),
+                with(
+                    &["linux", "timeOffsets"],
+                    serde_json::json!({"monotonic": {"secs": 1}}),
+                ),
                 "linux.timeOffsets",
             ),
         ];
@@ -365,8 +424,7 @@ mod tests {
     fn sysctl_allowed_with_its_namespace() {
         let mut j = base();
         j["linux"]["namespaces"] = serde_json::json!([{"type": "network"}, {"type": "ipc"}]);
-        j["linux"]["sysctl"] =
-            serde_json::json!({"net.ipv4.ip_forward": "1", "kernel.shmmax": "1000", "fs.mqueue.msg_max": "10"});
+        j["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1", "kernel.shmmax": "1000", "fs.mqueue.msg_max": "10"});
         assert_eq!(field_of(&spec(j)), None);
     }
 
@@ -374,9 +432,14 @@ mod tests {
     fn user_namespace_needs_mappings() {
         let mut j = base();
         j["linux"]["namespaces"] = serde_json::json!([{"type": "user"}]);
-        assert_eq!(field_of(&spec(j.clone())).as_deref(), Some("linux.uidMappings"));
-        j["linux"]["uidMappings"] = serde_json::json!([{"hostID": 1000, "containerID": 0, "size": 1}]);
-        j["linux"]["gidMappings"] = serde_json::json!([{"hostID": 1000, "containerID": 0, "size": 1}]);
+        assert_eq!(
+            field_of(&spec(j.clone())).as_deref(),
+            Some("linux.uidMappings")
+        );
+        j["linux"]["uidMappings"] =
+            serde_json::json!([{"hostID": 1000, "containerID": 0, "size": 1}]);
+        j["linux"]["gidMappings"] =
+            serde_json::json!([{"hostID": 1000, "containerID": 0, "size": 1}]);
         assert_eq!(field_of(&spec(j)), None);
     }
 

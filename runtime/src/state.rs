@@ -21,7 +21,9 @@ pub const EXEC_FIFO: &str = "exec.fifo";
 /// Errors of the state store.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("container id {0:?} is invalid: use 1-1024 characters of [A-Za-z0-9_+.-], not starting with '.'")]
+    #[error(
+        "container id {0:?} is invalid: use 1-1024 characters of [A-Za-z0-9_+.-], not starting with '.'"
+    )]
     InvalidId(String),
     #[error("container {0} does not exist")]
     NotFound(String),
@@ -143,7 +145,11 @@ impl ContainerState {
     /// runc's `state` JSON object (runtime-spec state plus runc's extra fields).
     pub fn to_oci_json(&self, dir: &Path) -> serde_json::Value {
         let status = self.live_status(dir);
-        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
         serde_json::json!({
             "ociVersion": self.config.version(),
             "id": self.id,
@@ -183,7 +189,9 @@ fn is_zombie(pid: i32) -> bool {
         .ok()
         .and_then(|s| {
             let rest = &s[s.rfind(')')? + 2..];
-            rest.split_whitespace().next().map(|st| st == "Z" || st == "X")
+            rest.split_whitespace()
+                .next()
+                .map(|st| st == "Z" || st == "X")
         })
         .unwrap_or(true)
 }

@@ -91,8 +91,8 @@ impl SyncSocket {
         if n == 0 {
             return Err(SyncError::Eof);
         }
-        let msg: Msg = serde_json::from_slice(&buf[..n])
-            .map_err(|e| SyncError::Malformed(e.to_string()))?;
+        let msg: Msg =
+            serde_json::from_slice(&buf[..n]).map_err(|e| SyncError::Malformed(e.to_string()))?;
         match msg {
             Msg::Error(e) => Err(SyncError::Child(e)),
             m => Ok(m),
@@ -131,7 +131,10 @@ mod tests {
         b.send(&Msg::Error("boom".into())).unwrap();
         assert!(matches!(a.recv(), Err(SyncError::Child(m)) if m == "boom"));
         b.send(&Msg::Go).unwrap();
-        assert!(matches!(a.expect(Msg::Ready, "Ready"), Err(SyncError::Unexpected { .. })));
+        assert!(matches!(
+            a.expect(Msg::Ready, "Ready"),
+            Err(SyncError::Unexpected { .. })
+        ));
         drop(b);
         assert!(matches!(a.recv(), Err(SyncError::Eof)));
     }

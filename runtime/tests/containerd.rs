@@ -25,7 +25,13 @@ fn busybox_image(dir: &Path, name: &str) -> PathBuf {
     std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
     let layer = dir.join("layer.tar");
     let o = Command::new("tar")
-        .args(["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "-C"])
+        .args([
+            "--sort=name",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "-C",
+        ])
         .arg(&rootfs)
         .arg("-cf")
         .arg(&layer)
@@ -55,9 +61,20 @@ fn busybox_image(dir: &Path, name: &str) -> PathBuf {
         }]
     });
     std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
-    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
     let archive = dir.join("image.tar");
-    let o = Command::new("tar").arg("-C").arg(&layout).arg("-cf").arg(&archive).arg(".").output().unwrap();
+    let o = Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&archive)
+        .arg(".")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "tar: {}", stderr(&o));
     archive
 }
@@ -93,11 +110,17 @@ impl Containerd {
             .stderr(std::fs::File::create(dir.join("containerd.log")).unwrap())
             .spawn()
             .unwrap();
-        let c = Containerd { dir: dir.to_path_buf(), child };
+        let c = Containerd {
+            dir: dir.to_path_buf(),
+            child,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !c.ctr(&["version"]).status.success() {
-            assert!(Instant::now() < deadline, "containerd did not come up: {}",
-                std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not come up: {}",
+                std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         c
@@ -145,16 +168,38 @@ fn containerd_runs_a_container_with_berth_as_its_runc() {
     assert!(o.status.success(), "import: {}{}", stdout(&o), stderr(&o));
     let id = format!("berth-dropin-{}", std::process::id());
     let o = cd.ctr(&[
-        "run", "--rm", "--runc-binary", BERTH, name, &id,
-        "sh", "-c", "echo hello-from-berth; echo pid=$$; hostname",
+        "run",
+        "--rm",
+        "--runc-binary",
+        BERTH,
+        name,
+        &id,
+        "sh",
+        "-c",
+        "echo hello-from-berth; echo pid=$$; hostname",
     ]);
-    assert!(o.status.success(), "ctr run: {}{}\ncontainerd log: {}", stdout(&o), stderr(&o),
-        std::fs::read_to_string(cd_dir.join("containerd.log")).unwrap_or_default());
+    assert!(
+        o.status.success(),
+        "ctr run: {}{}\ncontainerd log: {}",
+        stdout(&o),
+        stderr(&o),
+        std::fs::read_to_string(cd_dir.join("containerd.log")).unwrap_or_default()
+    );
     let out = stdout(&o);
     assert!(out.contains("hello-from-berth\n"), "{out}");
     assert!(out.contains("pid=1\n"), "{out}");
     // Exit codes travel through the shim too.
-    let o = cd.ctr(&["run", "--rm", "--runc-binary", BERTH, name, &format!("{id}-x"), "sh", "-c", "exit 5"]);
+    let o = cd.ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        BERTH,
+        name,
+        &format!("{id}-x"),
+        "sh",
+        "-c",
+        "exit 5",
+    ]);
     assert_eq!(o.status.code(), Some(5), "{}{}", stdout(&o), stderr(&o));
     // --rm removed the containers and their tasks.
     let o = cd.ctr(&["containers", "list", "-q"]);

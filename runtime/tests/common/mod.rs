@@ -107,7 +107,11 @@ impl Fixture {
         let dir = TempDir::new(tag);
         busybox_rootfs(&dir.path().join("bundle/rootfs"));
         let f = Fixture {
-            id: format!("{tag}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)),
+            id: format!(
+                "{tag}-{}-{}",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::SeqCst)
+            ),
             dir,
         };
         f.write_config(&config);
@@ -149,7 +153,10 @@ impl Fixture {
     /// keeps the stdio it inherits, so it gets /dev/null and a file, never a pipe the
     /// test would wait on forever.
     pub fn detached(&self, mut cmd: Command) -> Output {
-        let errf = self.dir.path().join(format!("stderr-{}", SEQ.fetch_add(1, Ordering::SeqCst)));
+        let errf = self
+            .dir
+            .path()
+            .join(format!("stderr-{}", SEQ.fetch_add(1, Ordering::SeqCst)));
         cmd.stdout(Stdio::null())
             .stderr(std::fs::File::create(&errf).unwrap());
         let status = cmd.status().expect("spawn berth");
@@ -163,7 +170,10 @@ impl Fixture {
     /// `berth create --bundle <bundle> [extra...] <id>`, detached.
     pub fn create(&self, extra: &[&str]) -> Output {
         let mut c = self.berth();
-        c.args(["create", "--bundle"]).arg(self.bundle()).args(extra).arg(&self.id);
+        c.args(["create", "--bundle"])
+            .arg(self.bundle())
+            .args(extra)
+            .arg(&self.id);
         self.detached(c)
     }
 
@@ -174,12 +184,17 @@ impl Fixture {
             .then(|| serde_json::from_slice(&o.stdout).expect("state prints JSON"))
     }
     pub fn status(&self) -> Option<String> {
-        self.state().map(|s| s["status"].as_str().unwrap().to_string())
+        self.state()
+            .map(|s| s["status"].as_str().unwrap().to_string())
     }
     /// Every cgroup directory berth may have made for this container.
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
-        for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let p = h.path().join("berth").join(&self.id);
             if p.exists() {
                 out.push(p);
@@ -205,8 +220,19 @@ pub fn stderr(o: &Output) -> String {
 
 /// Asserts a failed command: non-zero exit and exactly one line on stderr.
 pub fn assert_one_line_error(o: &Output, contains: &str) {
-    assert!(!o.status.success(), "expected failure, got success: {}", stdout(o));
+    assert!(
+        !o.status.success(),
+        "expected failure, got success: {}",
+        stdout(o)
+    );
     let e = stderr(o);
-    assert_eq!(e.trim_end().lines().count(), 1, "stderr not one line: {e:?}");
-    assert!(e.contains(contains), "stderr {e:?} does not mention {contains:?}");
+    assert_eq!(
+        e.trim_end().lines().count(),
+        1,
+        "stderr not one line: {e:?}"
+    );
+    assert!(
+        e.contains(contains),
+        "stderr {e:?} does not mention {contains:?}"
+    );
 }
