@@ -24,12 +24,6 @@ use crate::{capabilities, console, hooks, process, rlimits, rootfs, seccomp};
 #[error("{0}")]
 pub struct InitError(pub String);
 
-impl InitError {
-    fn ctx(what: &str) -> impl FnOnce(String) -> InitError + '_ {
-        move |e| InitError(format!("{what}: {e}"))
-    }
-}
-
 macro_rules! ctx {
     ($what:expr) => {
         |e| InitError(format!("{}: {}", $what, e))
@@ -161,7 +155,7 @@ pub fn init(a: Init) -> Result<Infallible, InitError> {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
 
     if has_new(LinuxNamespaceType::Network) {
-        loopback_up().map_err(InitError::ctx("bring up lo"))?;
+        loopback_up().map_err(ctx!("bring up lo"))?;
     }
     let cfg = rootfs::RootfsConfig {
         spec: a.spec,
