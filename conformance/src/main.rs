@@ -27,6 +27,10 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == bench::maxrss::TRAMPOLINE) {
+        return bench::maxrss::trampoline(&args[2..]);
+    }
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Oci(a) => oci::run(a),

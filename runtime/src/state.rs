@@ -1,5 +1,5 @@
 //! Container state under `--root`: one directory per container holding `state.json`
-//! (written atomically: temp file, fsync, rename) and locked with `flock` against two
+//! (written atomically: temp file, rename) and locked with `flock` against two
 //! commands working on one container at once.
 
 use std::collections::BTreeMap;
@@ -349,6 +349,9 @@ impl Locked {
     }
 
     /// Writes the state atomically: a crash leaves the old or the new file, never half.
+    /// No fsync, as runc: the state describes live processes that a power loss ends
+    /// too, and it normally sits on tmpfs (/run); the rename is what a killed command
+    /// needs.
     pub fn save(&self, state: &ContainerState) -> Result<()> {
         let path = self.dir.join(STATE_FILE);
         let tmp = self.dir.join(".state.json.tmp");
@@ -368,7 +371,6 @@ impl Locked {
             .open(&tmp)
             .map_err(|e| io("write", e))?;
         f.write_all(&data).map_err(|e| io("write", e))?;
-        f.sync_all().map_err(|e| io("sync", e))?;
         fs::rename(&tmp, &path).map_err(|e| io("rename", e))?;
         Ok(())
     }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+pub mod maxrss;
 mod pull;
 mod runtime;
 mod stream;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
+use super::maxrss;
 use crate::oci::bundle::{Bundle, RootfsTemplate, default_config};
 
 /// Arguments of `berth-conformance bench runtime`.
@@ -27,6 +28,10 @@ pub struct Args {
     /// Unmeasured warm-up iterations per runtime and scenario.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
+    /// Iterations per runtime and scenario of the separate peak-RSS pass (each
+    /// command run through the `__maxrss` trampoline, see bench/maxrss.rs).
+    #[arg(long, default_value_t = 3)]
+    rss_iterations: usize,
     /// Directory for runtime.csv and runtime.svg.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -156,13 +161,18 @@ pub fn peak_rss(samples: &[Sample]) -> BTreeMap<(String, &'static str), u64> {
     out
 }
 
-/// The CSV text: one row per step plus a `total` row per sample.
-pub fn csv(samples: &[Sample]) -> String {
-    let mut s = String::from("runtime,scenario,iteration,step,wall_us,maxrss_kb\n");
-    for x in samples {
+/// The CSV text: one row per step plus a `total` row per sample, for the timing
+/// pass (`time`: wall_us counts) and the RSS pass (`rss`: maxrss_kb counts).
+pub fn csv(samples: &[Sample], rss_samples: &[Sample]) -> String {
+    let mut s = String::from("pass,runtime,scenario,iteration,step,wall_us,maxrss_kb\n");
+    let passes = samples
+        .iter()
+        .map(|x| ("time", x))
+        .chain(rss_samples.iter().map(|x| ("rss", x)));
+    for (pass, x) in passes {
         for st in &x.steps {
             s.push_str(&format!(
-                "{},{},{},{},{},{}\n",
+                "{pass},{},{},{},{},{},{}\n",
                 x.runtime,
                 x.scenario.name(),
                 x.iteration,
@@ -172,7 +182,7 @@ pub fn csv(samples: &[Sample]) -> String {
             ));
         }
         s.push_str(&format!(
-            "{},{},{},total,{},\n",
+            "{pass},{},{},{},total,{},\n",
             x.runtime,
             x.scenario.name(),
             x.iteration,
@@ -227,21 +237,44 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    bench.measure_rss.set(true);
+    let mut rss_samples = Vec::new();
+    for scenario in SCENARIOS {
+        for i in 0..args.rss_iterations {
+            for (name, path) in &runtimes {
+                let steps = bench
+                    .once(path, scenario)
+                    .with_context(|| format!("{name} {} RSS iteration {i}", scenario.name()))?;
+                rss_samples.push(Sample {
+                    runtime: name.clone(),
+                    scenario,
+                    iteration: i,
+                    steps,
+                });
+            }
+        }
+    }
+    let floor = maxrss::floor_kb(&work.0)?;
     let names: Vec<String> = runtimes.iter().map(|(n, _)| n.clone()).collect();
-    print!("{}", report(&names, &samples));
+    print!("{}", report(&names, &samples, &rss_samples));
+    println!(
+        "(peak RSS from wait4 through a fresh trampoline process; it cannot see below {:.1} MiB, what it reports for a static busybox `true`)",
+        floor as f64 / 1024.0
+    );
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir)?;
         let csv_path = dir.join("runtime.csv");
-        std::fs::write(&csv_path, csv(&samples))?;
+        std::fs::write(&csv_path, csv(&samples, &rss_samples))?;
         let svg_path = dir.join("runtime.svg");
-        chart(&svg_path, &names, &samples)?;
+        chart(&svg_path, &names, &samples, &rss_samples)?;
         println!("wrote {} and {}", csv_path.display(), svg_path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The printed report: medians, ratios, peak RSS.
-pub fn report(names: &[String], samples: &[Sample]) -> String {
+/// The printed report: medians and ratios of the timing pass, peak RSS of the RSS
+/// pass.
+pub fn report(names: &[String], samples: &[Sample], rss_samples: &[Sample]) -> String {
     let med = medians(samples);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mut s = String::new();
@@ -292,7 +325,7 @@ pub fn report(names: &[String], samples: &[Sample]) -> String {
             }
         }
     }
-    let rss = peak_rss(samples);
+    let rss = peak_rss(rss_samples);
     let steps = ["create", "start", "run", "state", "kill", "delete"];
     s.push_str(&format!("{:<16}", "peak RSS MiB"));
     for st in steps {
@@ -337,6 +370,8 @@ struct Bench {
     true_bundle: PathBuf,
     sleep_bundle: PathBuf,
     seq: std::cell::Cell<u64>,
+    /// Whether commands run through the peak-RSS trampoline.
+    measure_rss: std::cell::Cell<bool>,
 }
 
 impl Bench {
@@ -363,6 +398,7 @@ impl Bench {
             true_bundle: mk("true", &["/bin/true"])?,
             sleep_bundle: mk("sleep", &["/bin/sleep", "1000"])?,
             seq: std::cell::Cell::new(0),
+            measure_rss: std::cell::Cell::new(false),
         })
     }
 
@@ -389,16 +425,11 @@ impl Bench {
                     pid_file.as_os_str().to_owned(),
                     id.clone().into(),
                 ]);
-                steps.push(timed(rt, &root, "create", &a)?);
+                steps.push(self.timed(rt, &root, "create", &a)?);
                 let pid = read_pid(&pid_file)?;
-                steps.push(timed(
-                    rt,
-                    &root,
-                    "start",
-                    &["start".into(), id.clone().into()],
-                )?);
+                steps.push(self.timed(rt, &root, "start", &["start".into(), id.clone().into()])?);
                 steps.push(wait_exit(pid)?);
-                steps.push(timed(
+                steps.push(self.timed(
                     rt,
                     &root,
                     "delete",
@@ -413,22 +444,17 @@ impl Bench {
                     pid_file.as_os_str().to_owned(),
                     id.clone().into(),
                 ]);
-                steps.push(timed(rt, &root, "run", &a)?);
+                steps.push(self.timed(rt, &root, "run", &a)?);
                 let pid = read_pid(&pid_file)?;
-                steps.push(timed(
-                    rt,
-                    &root,
-                    "state",
-                    &["state".into(), id.clone().into()],
-                )?);
-                steps.push(timed(
+                steps.push(self.timed(rt, &root, "state", &["state".into(), id.clone().into()])?);
+                steps.push(self.timed(
                     rt,
                     &root,
                     "kill",
                     &["kill".into(), id.clone().into(), "KILL".into()],
                 )?);
                 steps.push(wait_exit(pid)?);
-                steps.push(timed(
+                steps.push(self.timed(
                     rt,
                     &root,
                     "delete",
@@ -439,7 +465,7 @@ impl Bench {
                 let mut a = vec!["run".into(), "--bundle".into()];
                 a.extend(g(&[&self.true_bundle]));
                 a.push(id.clone().into());
-                steps.push(timed(rt, &root, "run", &a)?);
+                steps.push(self.timed(rt, &root, "run", &a)?);
             }
         }
         drop(guard);
@@ -479,30 +505,49 @@ fn read_pid(p: &Path) -> anyhow::Result<i32> {
     Ok(pid)
 }
 
-/// Runs the runtime with `--root ROOT ARGS`, stdio to /dev/null, and returns its
-/// wall time and ru_maxrss from wait4.
-fn timed(rt: &Path, root: &Path, step: &'static str, args: &[OsString]) -> anyhow::Result<Step> {
-    let start = Instant::now();
-    let child = Command::new(rt)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("spawning {}", rt.display()))?;
-    let pid = i32::try_from(child.id())?;
-    let (status, ru) = wait4(pid)?;
-    let wall = start.elapsed();
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        bail!("`{} {step}` failed (wait status {status:#x})", rt.display());
+impl Bench {
+    /// Runs the runtime with `--root ROOT ARGS`, stdio to /dev/null. In the timing
+    /// pass it returns the wall time; in the RSS pass the peak RSS, measured through
+    /// the trampoline (whose wall time is not used).
+    fn timed(
+        &self,
+        rt: &Path,
+        root: &Path,
+        step: &'static str,
+        args: &[OsString],
+    ) -> anyhow::Result<Step> {
+        let rss_out = self.dir.join("maxrss");
+        let mut cmd = if self.measure_rss.get() {
+            maxrss::command(rt, &rss_out)?
+        } else {
+            Command::new(rt)
+        };
+        let start = Instant::now();
+        let mut child = cmd
+            .arg("--root")
+            .arg(root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("spawning {}", rt.display()))?;
+        let status = child.wait().context("waiting for the runtime")?;
+        let wall = start.elapsed();
+        if !status.success() {
+            bail!("`{} {step}` failed ({status})", rt.display());
+        }
+        let maxrss_kb = if self.measure_rss.get() {
+            maxrss::read(&rss_out)?
+        } else {
+            0
+        };
+        Ok(Step {
+            step,
+            wall,
+            maxrss_kb,
+        })
     }
-    Ok(Step {
-        step,
-        wall,
-        maxrss_kb: u64::try_from(ru.ru_maxrss).unwrap_or(0),
-    })
 }
 
 fn wait4(pid: i32) -> anyhow::Result<(i32, libc::rusage)> {
@@ -569,10 +614,15 @@ fn reap_strays() {
 }
 
 /// Draws median wall time per scenario and peak RSS per runtime.
-fn chart(path: &Path, names: &[String], samples: &[Sample]) -> anyhow::Result<()> {
+fn chart(
+    path: &Path,
+    names: &[String],
+    samples: &[Sample],
+    rss_samples: &[Sample],
+) -> anyhow::Result<()> {
     use plotters::prelude::*;
     let med = medians(samples);
-    let rss = peak_rss(samples);
+    let rss = peak_rss(rss_samples);
     let colors = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
@@ -726,11 +776,14 @@ mod tests {
         assert_eq!(rss[&("crun".to_string(), "run")], 3500);
         assert_eq!(rss[&("berth".to_string(), "create")], 2100);
         assert!(!rss.contains_key(&("berth".to_string(), "wait")));
-        let text = csv(&samples);
-        assert!(text.starts_with("runtime,scenario,iteration,step,wall_us,maxrss_kb\n"));
-        assert!(text.contains("berth,true_lifecycle,0,create,5000,2100\n"));
-        assert!(text.contains("berth,true_lifecycle,0,total,9000,\n"));
-        let rep = report(&["berth".into(), "crun".into()], &samples);
+        let rss_only = vec![sample("berth", Scenario::Run, &[("run", 40, 1234)])];
+        let text = csv(&samples, &rss_only);
+        assert!(text.starts_with("pass,runtime,scenario,iteration,step,wall_us,maxrss_kb\n"));
+        assert!(text.contains("time,berth,true_lifecycle,0,create,5000,2100\n"));
+        assert!(text.contains("time,berth,true_lifecycle,0,total,9000,\n"));
+        assert!(text.contains("rss,berth,true_run,0,run,40000,1234\n"));
+        let rep = report(&["berth".into(), "crun".into()], &samples, &rss_only);
+        assert!(rep.contains("1.2"), "peak RSS from the RSS pass: {rep}");
         assert!(rep.contains("ratio berth/crun true_run"), "{rep}");
         assert!(rep.contains("0.45"), "9ms/20ms: {rep}");
     }
@@ -744,7 +797,7 @@ mod tests {
             sample("crun", Scenario::Run, &[("run", 10, 3000)]),
         ];
         let p = dir.join("c.svg");
-        chart(&p, &["runc".into(), "crun".into()], &samples).expect("chart");
+        chart(&p, &["runc".into(), "crun".into()], &samples, &samples).expect("chart");
         let svg = std::fs::read_to_string(&p).expect("svg");
         assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
         assert!(svg.contains("true_run"));
