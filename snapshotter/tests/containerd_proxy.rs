@@ -489,6 +489,16 @@ fn containerd_imports_and_runs_on_berth_snapshots() {
     );
     let left = env.ctr_ok(&["containers", "list", "-q"]);
     assert_eq!(left.trim(), "", "containers left");
+
+    // Removing the image lets containerd's garbage collector remove every snapshot
+    // from berth (List to find them, Remove children before parents).
+    env.ctr_ok(&["images", "rm", "--sync", name]);
+    let infos = env.backend_snapshots();
+    assert!(infos.is_empty(), "snapshots left in berth: {infos:#?}");
+    let dirs = std::fs::read_dir(env.berth_root().join("snapshots"))
+        .expect("snapshots dir")
+        .count();
+    assert_eq!(dirs, 0, "layer directories left under berth's root");
 }
 
 #[test]
