@@ -2,7 +2,7 @@
 //! blocking calls run on tokio's blocking pool.
 
 use std::future::Future;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -235,14 +235,20 @@ pub enum BindError {
 
 /// Bind a unix socket at `path` for the service: create its directory, remove a stale
 /// socket a previous run left (one that nothing answers on), and refuse to touch a live
-/// socket or a file that is not a socket.
+/// socket or a file that is not a socket. The socket is mode 0600 (root's containerd
+/// connects); a directory made for it is 0700.
 pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, BindError> {
     let io = |op: &'static str, p: &Path| {
         let path = p.to_owned();
         move |source| BindError::Io { op, path, source }
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
+        // A directory made here is private; an existing one keeps its mode.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io("create directory", dir))?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
@@ -256,6 +262,9 @@ pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, BindError> 
         Err(e) => return Err(io("stat", path)(e)),
     }
     let l = std::os::unix::net::UnixListener::bind(path).map_err(io("bind", path))?;
+    // Whoever can connect can change every snapshot: root (containerd) only.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io("chmod", path))?;
     l.set_nonblocking(true)
         .map_err(io("set non-blocking", path))?;
     Ok(l)
@@ -270,6 +279,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let sock = dir.path().join("sub/s.sock");
         let live = bind(&sock).expect("first bind creates the directory");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&sock), 0o600, "socket only for its owner");
+        assert_eq!(
+            mode(&dir.path().join("sub")),
+            0o700,
+            "new directory is private"
+        );
         assert!(matches!(bind(&sock), Err(BindError::InUse(_))));
         drop(live);
         // The file stays after the listener is gone: a stale socket, replaced.
