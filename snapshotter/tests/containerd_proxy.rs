@@ -7,7 +7,7 @@
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_snapshotter::grpc::proto;
@@ -69,21 +69,7 @@ impl Env {
             snapshotter: None,
         };
         let d = env.path().to_owned();
-        env.snapshotter = Some(
-            Command::new(BIN)
-                .arg("--root")
-                .arg(d.join("berth-root"))
-                .arg("--address")
-                .arg(env.berth_socket())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(d.join("snapshotter.log")).expect("log"))
-                .spawn()
-                .expect("spawn berth-snapshotter"),
-        );
-        env.wait_for("berth-snapshotter", |e| {
-            std::os::unix::net::UnixStream::connect(e.berth_socket()).is_ok()
-        });
+        env.start_snapshotter();
         let cfg = d.join("config.toml");
         std::fs::write(
             &cfg,
@@ -113,6 +99,30 @@ impl Env {
         );
         env.wait_for("containerd", |e| e.ctr(&["version"]).status.success());
         env
+    }
+
+    /// Start berth-snapshotter on the test's root and socket and wait until it listens.
+    fn start_snapshotter(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join("snapshotter.log"))
+            .expect("log");
+        self.snapshotter = Some(
+            Command::new(BIN)
+                .arg("--root")
+                .arg(self.berth_root())
+                .arg("--address")
+                .arg(self.berth_socket())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn berth-snapshotter"),
+        );
+        self.wait_for("berth-snapshotter", |e| {
+            std::os::unix::net::UnixStream::connect(e.berth_socket()).is_ok()
+        });
     }
 
     fn path(&self) -> &Path {
@@ -249,16 +259,19 @@ impl Env {
     }
 }
 
-/// Signal a process and wait for it, killing it if it does not stop in time.
-fn stop(child: &mut Child, sig: nix::sys::signal::Signal) {
+/// Signal a process and wait for it, killing it if it does not stop in time; returns
+/// how it ended.
+fn stop(child: &mut Child, sig: nix::sys::signal::Signal) -> std::io::Result<ExitStatus> {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let _ = nix::sys::signal::kill(pid, sig);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().ok().flatten().is_none() {
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(st);
+        }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let _ = child.wait();
-            return;
+            return child.wait();
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -268,7 +281,7 @@ impl Drop for Env {
     fn drop(&mut self) {
         let d = self.path().to_string_lossy().into_owned();
         if let Some(mut c) = self.containerd.take() {
-            stop(&mut c, nix::sys::signal::Signal::SIGTERM);
+            let _ = stop(&mut c, nix::sys::signal::Signal::SIGTERM);
         }
         // Shims this containerd started name its socket on their command line.
         let me = std::process::id().to_string();
@@ -300,7 +313,7 @@ impl Drop for Env {
             let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
         }
         if let Some(mut s) = self.snapshotter.take() {
-            stop(&mut s, nix::sys::signal::Signal::SIGTERM);
+            let _ = stop(&mut s, nix::sys::signal::Signal::SIGTERM);
         }
     }
 }
@@ -391,7 +404,7 @@ fn two_layer_image(dir: &Path, name: &str) -> PathBuf {
 
 #[test]
 fn containerd_imports_and_runs_on_berth_snapshots() {
-    let env = Env::start();
+    let mut env = Env::start();
     let image_dir = env.path().join("image");
     std::fs::create_dir_all(&image_dir).expect("mkdir");
     let name = "docker.io/library/berth-proxy:test";
@@ -489,6 +502,35 @@ fn containerd_imports_and_runs_on_berth_snapshots() {
     );
     let left = env.ctr_ok(&["containers", "list", "-q"]);
     assert_eq!(left.trim(), "", "containers left");
+
+    // berth-snapshotter restarted under a running containerd: a clean exit on SIGTERM
+    // with containerd connected, and containerd uses the new process.
+    let mut old = env.snapshotter.take().expect("snapshotter running");
+    let st = stop(&mut old, nix::sys::signal::Signal::SIGTERM).expect("wait");
+    assert!(
+        st.success(),
+        "berth-snapshotter after SIGTERM: {st}\n{}",
+        env.logs()
+    );
+    assert!(!env.berth_socket().exists(), "socket left after SIGTERM");
+    env.start_snapshotter();
+    // containerd's client reconnects with a backoff; wait for a call that reaches berth.
+    env.wait_for("containerd to reconnect", |e| {
+        e.ctr(&["snapshots", "--snapshotter", "berth", "usage", &committed])
+            .status
+            .success()
+    });
+    let out = env.ctr_ok(&[
+        "run",
+        "--rm",
+        "--snapshotter",
+        "berth",
+        name,
+        &format!("{id}-3"),
+        "cat",
+        "/etc/berth-layer",
+    ]);
+    assert_eq!(out, "second layer\n");
 
     // Removing the image lets containerd's garbage collector remove every snapshot
     // from berth (List to find them, Remove children before parents).
