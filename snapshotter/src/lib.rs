@@ -14,7 +14,9 @@
 //! - [`apply`]: the layer applier (tar, gzip, zstd) that cannot write outside its
 //!   destination; [`unpack`]: layers → chain-ID snapshots;
 //! - [`gc`]: removes blobs and snapshots that nothing references;
-//! - [`testsuite`]: the snapshotter test suite shared by every implementation.
+//! - [`testsuite`]: the snapshotter test suite shared by every implementation;
+//! - [`grpc`]: containerd's snapshots gRPC API over the snapshotter, served by the
+//!   `berth-snapshotter` binary as a containerd proxy plugin.
 //!
 //! A pull: for each blob `ContentStore::writer` → write from `Ingest::offset` →
 //! `Ingest::commit`; then `unpack::unpack_image` (or `unpack::unpack_layer` on a
@@ -24,6 +26,7 @@ pub mod apply;
 pub mod content;
 pub mod digest;
 pub mod gc;
+pub mod grpc;
 pub mod images;
 pub mod meta;
 pub mod mount;
