@@ -12,6 +12,7 @@ pkgs=(
   containernetworking-plugins  # CNI
   iptables
   libseccomp-dev pkg-config    # the libseccomp crate links libseccomp
+  protobuf-compiler libprotobuf-dev  # protoc and the well-known types, for the gRPC APIs
   jq procps psmisc openssl
   python3 python3-pip
 )
