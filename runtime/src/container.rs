@@ -2,7 +2,7 @@
 //! pause and resume, on top of the state store, the cgroup manager and the init.
 
 use std::fs::OpenOptions;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -670,19 +670,22 @@ pub fn exec(root: &StateRoot, id: &str, process: &Process, o: &ExecOpts) -> Resu
     let linux = st.config.linux().as_ref().expect("validated at create");
     let plan = namespaces::plan_exec(linux, st.pid);
     let spec = st.config.clone();
+    let init_root = crate::exec::open_init_root(st.pid).map_err(|e| setup(id, e))?;
     let (parent, child) = sync::pair().map_err(|e| setup(id, e))?;
     let stage1 = {
         let child = &child;
         let plan = &plan;
         let console = console.as_ref();
         let spec = &spec;
+        let init_root = &init_root;
         init::fork_child(child, move || {
             child
                 .expect(Msg::Go, "Go")
                 .map_err(|e| InitError(e.to_string()))?;
             namespaces::join(plan).map_err(|e| InitError(e.to_string()))?;
+            crate::exec::enter_root(init_root.as_fd()).map_err(|e| InitError(e.to_string()))?;
             let pid = init::fork_child(child, move || {
-                exec_child(spec, process, console, o.preserve_fds).map(|n| match n {})
+                exec_child(spec, process, console, o.preserve_fds, child).map(|n| match n {})
             })
             .map_err(|e| InitError(format!("fork: {e}")))?;
             child
@@ -712,14 +715,28 @@ pub fn exec(root: &StateRoot, id: &str, process: &Process, o: &ExecOpts) -> Resu
         Err(e) => return Err(cleanup(setup(id, e))),
     };
     let _ = reap(stage1);
-    // The process execs (closing its end: EOF) or reports why it could not.
-    match parent.recv() {
-        Err(sync::SyncError::Eof) => {}
-        Err(e) => {
-            let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-            return Err(setup(id, e));
+    drop(init_root);
+    // The process execs (closing its end: EOF) or reports why it could not; on the way
+    // it may hand over its seccomp notify fd for the agent.
+    let fail = |e: Error| {
+        let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        e
+    };
+    loop {
+        match parent.recv_with_fd() {
+            Err(sync::SyncError::Eof) => break,
+            Err(e) => return Err(fail(setup(id, e))),
+            Ok((Msg::SeccompFd, Some(fd))) => {
+                let state = st.hook_state(status).to_string();
+                crate::exec::send_listener(&spec, fd.as_fd(), state.as_bytes(), pid)
+                    .map_err(|e| fail(setup(id, e)))?;
+                drop(fd);
+                parent
+                    .send(&Msg::SeccompDone)
+                    .map_err(|e| fail(setup(id, e)))?;
+            }
+            Ok((other, _)) => return Err(fail(setup(id, format!("sync: unexpected {other:?}")))),
         }
-        Ok(other) => return Err(setup(id, format!("sync: unexpected {other:?}"))),
     }
     if let Some(p) = &o.pid_file {
         write_pid_file(p, pid).map_err(|e| setup(id, format!("pid file {}: {e}", p.display())))?;
@@ -732,6 +749,7 @@ fn exec_child(
     process: &Process,
     console: Option<&UnixStream>,
     preserve_fds: u32,
+    sock: &SyncSocket,
 ) -> Result<std::convert::Infallible, InitError> {
     if let Some(sock) = console {
         let (master, slave) = console::open_pty().map_err(|e| InitError(e.to_string()))?;
@@ -752,12 +770,21 @@ fn exec_child(
         .map_err(|e| InitError(format!("linux.seccomp: {e}")))?;
     let nnp = process.no_new_privileges().unwrap_or(false);
     let (early, late) = if nnp { (None, sec) } else { (sec, None) };
-    let state = b"{}";
-    init::finish_process(process, spec, early, state)?;
+    let load = |f: crate::seccomp::Filter| -> Result<(), InitError> {
+        let listener = f
+            .load()
+            .map_err(|e| InitError(format!("load seccomp filter: {e}")))?;
+        match listener {
+            Some(fd) => {
+                crate::exec::hand_listener_to_parent(sock, fd).map_err(|e| InitError(e.to_string()))
+            }
+            None => Ok(()),
+        }
+    };
+    init::finish_process_with(process, early, load)?;
     let target = crate::process::exec_target(process).map_err(|e| InitError(e.to_string()))?;
     if let Some(f) = late {
-        f.load()
-            .map_err(|e| InitError(format!("load seccomp filter: {e}")))?;
+        load(f)?;
     }
     crate::process::cloexec_from(3 + preserve_fds).map_err(|e| InitError(e.to_string()))?;
     crate::process::reset_signals();

@@ -285,6 +285,16 @@ pub fn finish_process(
     early_seccomp: Option<seccomp::Filter>,
     state: &[u8],
 ) -> Result<(), InitError> {
+    finish_process_with(process, early_seccomp, |f| load_seccomp(f, spec, state))
+}
+
+/// As [`finish_process`], with `load_early` loading the early seccomp filter (exec hands
+/// the listener fd to its parent instead of to the agent).
+pub fn finish_process_with(
+    process: &Process,
+    early_seccomp: Option<seccomp::Filter>,
+    load_early: impl FnOnce(seccomp::Filter) -> Result<(), InitError>,
+) -> Result<(), InitError> {
     if let Some(r) = process.rlimits().as_deref().filter(|r| !r.is_empty()) {
         rlimits::apply(r).map_err(ctx!("process.rlimits"))?;
     }
@@ -299,7 +309,7 @@ pub fn finish_process(
         process::set_no_new_privs().map_err(|e| InitError(e.to_string()))?;
     }
     if let Some(f) = early_seccomp {
-        load_seccomp(f, spec, state)?;
+        load_early(f)?;
     }
     if let Some(c) = process.capabilities() {
         capabilities::apply_bounding(c).map_err(ctx!("process.capabilities"))?;
