@@ -639,6 +639,8 @@ pub struct ExecOpts {
     pub console_socket: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// `--cgroup`: the sub-cgroups to run in (default: the container's cgroup).
+    pub cgroup: cgroups::sub::SubCgroups,
 }
 
 /// Starts `process` inside a running container; returns its PID. The caller waits for
@@ -678,7 +680,11 @@ pub fn exec(root: &StateRoot, id: &str, process: &Process, o: &ExecOpts) -> Resu
         let console = console.as_ref();
         let spec = &spec;
         let init_root = &init_root;
+        let parent_fd = parent.as_fd().as_raw_fd();
         init::fork_child(child, move || {
+            // SAFETY: closes this child's copy of the parent's end, so the exec'd process
+            // sees EOF if `berth exec` dies while it waits for an answer.
+            unsafe { libc::close(parent_fd) };
             child
                 .expect(Msg::Go, "Go")
                 .map_err(|e| InitError(e.to_string()))?;
@@ -702,17 +708,26 @@ pub fn exec(root: &StateRoot, id: &str, process: &Process, o: &ExecOpts) -> Resu
         let _ = reap(stage1);
         e
     };
-    st.cgroup.add_pid(stage1.as_raw()).map_err(|source| {
-        cleanup(Error::Cgroup {
-            id: id.to_string(),
-            source,
-        })
-    })?;
+    st.cgroup
+        .add_pid_sub(stage1.as_raw(), &o.cgroup)
+        .map_err(|source| {
+            cleanup(Error::Cgroup {
+                id: id.to_string(),
+                source,
+            })
+        })?;
     parent.send(&Msg::Go).map_err(|e| cleanup(setup(id, e)))?;
-    let pid = match parent.recv() {
-        Ok(Msg::InitPid(p)) => p,
-        Ok(other) => return Err(cleanup(setup(id, format!("sync: unexpected {other:?}")))),
-        Err(e) => return Err(cleanup(setup(id, e))),
+    // The exec'd process runs as soon as it is forked: its seccomp fd may come first.
+    let mut early_fd = None;
+    let pid = loop {
+        match parent.recv_with_fd() {
+            Ok((Msg::InitPid(p), _)) => break p,
+            Ok((Msg::SeccompFd, Some(fd))) if early_fd.is_none() => early_fd = Some(fd),
+            Ok((other, _)) => {
+                return Err(cleanup(setup(id, format!("sync: unexpected {other:?}"))));
+            }
+            Err(e) => return Err(cleanup(setup(id, e))),
+        }
     };
     let _ = reap(stage1);
     drop(init_root);
@@ -723,7 +738,11 @@ pub fn exec(root: &StateRoot, id: &str, process: &Process, o: &ExecOpts) -> Resu
         e
     };
     loop {
-        match parent.recv_with_fd() {
+        let got = match early_fd.take() {
+            Some(fd) => Ok((Msg::SeccompFd, Some(fd))),
+            None => parent.recv_with_fd(),
+        };
+        match got {
             Err(sync::SyncError::Eof) => break,
             Err(e) => return Err(fail(setup(id, e))),
             Ok((Msg::SeccompFd, Some(fd))) => {

@@ -198,3 +198,95 @@ fn exec_seccomp_listener_unreachable_is_a_clear_error() {
     assert_one_line_error(&o, "listenerPath");
     assert_eq!(stdout(&o), "");
 }
+
+/// The exec'd process's cgroup per hierarchy, read from the host: controllers → path.
+fn host_cgroups(pid: i64) -> Vec<(String, String)> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let _id = it.next()?;
+            Some((it.next()?.to_string(), it.next()?.to_string()))
+        })
+        .collect()
+}
+
+fn exec_detached(f: &Fixture, flags: &[&str], tag: &str) -> Result<i64, String> {
+    let pidfile = f.dir.path().join(format!("{tag}.pid"));
+    let mut c = f.berth();
+    c.args(["exec", "-d", "--pid-file"])
+        .arg(&pidfile)
+        .args(flags)
+        .args([f.id.as_str(), "sleep", "1000"]);
+    let o = f.detached(c);
+    if !o.status.success() {
+        return Err(stderr(&o));
+    }
+    Ok(std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap())
+}
+
+#[test]
+fn exec_cgroup_runs_in_a_sub_cgroup() {
+    let f = Fixture::new("exec-cgroup", base_config(&["sleep", "1000"]));
+    run_detached(&f, &[]);
+    let dirs = f.cgroup_dirs();
+    assert!(!dirs.is_empty(), "no container cgroup");
+    for d in &dirs {
+        for sub in ["all", "m"] {
+            std::fs::create_dir(d.join(sub)).unwrap();
+            // A new v1 cpuset cgroup starts empty; its creator fills it in (as with runc).
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = std::fs::read_to_string(d.join(file)) {
+                    std::fs::write(d.join(sub).join(file), v.trim()).unwrap();
+                }
+            }
+        }
+    }
+    let own = format!("/berth/{}", f.id);
+
+    // PATH: every hierarchy.
+    let pid = exec_detached(&f, &["--cgroup", "all"], "all").unwrap();
+    let cgs = host_cgroups(pid);
+    for (ctrls, path) in &cgs {
+        let managed = ctrls.is_empty() || ctrls.split(',').any(|c| c == "memory" || c == "pids");
+        if managed {
+            assert_eq!(path, &format!("{own}/all"), "{ctrls}: {cgs:?}");
+        }
+    }
+    // CONTROLLER:PATH: only that hierarchy moves.
+    let pid = exec_detached(&f, &["--cgroup", "memory:m"], "mem").unwrap();
+    let cgs = host_cgroups(pid);
+    let of = |name: &str| {
+        cgs.iter()
+            .find(|(c, _)| c.split(',').any(|x| x == name))
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| panic!("no {name} line: {cgs:?}"))
+    };
+    assert_eq!(of("memory"), format!("{own}/m"));
+    assert_eq!(of("pids"), own);
+    let pids = stdout(&f.run(&["ps", "--format", "json", &f.id]));
+    let pids: Vec<i64> = serde_json::from_str(&pids).unwrap();
+    assert_eq!(pids.len(), 3, "init and the two execs: {pids:?}");
+
+    // A missing sub-cgroup, a climbing path, an unmounted controller: one-line errors,
+    // no process left.
+    for (flag, msg) in [
+        ("nope", "does not exist"),
+        ("../escape", ".."),
+        ("nosuchctrl:x", "not mounted"),
+    ] {
+        let o = f.run(&["exec", "--cgroup", flag, &f.id, "sleep", "1000"]);
+        assert_one_line_error(&o, msg);
+    }
+    let after = stdout(&f.run(&["ps", "--format", "json", &f.id]));
+    let after: Vec<i64> = serde_json::from_str(&after).unwrap();
+    assert_eq!(after, pids, "a refused exec left a process");
+    for d in &dirs {
+        assert!(!d.join("nope").exists());
+    }
+}
