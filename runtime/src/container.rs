@@ -294,6 +294,8 @@ pub fn create(root: &StateRoot, o: &CreateOpts) -> Result<ContainerState, Error>
         .map_err(|e| setup(id, format!("open {}: {e}", fifo_path.display())))?
         .into();
 
+    let idmapped = crate::rootfs::idmap::IdmappedMounts::prepare(&bundle.spec, &bundle.dir)
+        .map_err(|e| setup(id, e))?;
     let plan = namespaces::plan(linux);
     let (parent, child) = sync::pair().map_err(|e| setup(id, e))?;
     let lock_fd = guard.locked.as_ref().expect("armed").lock_fd();
@@ -322,6 +324,7 @@ pub fn create(root: &StateRoot, o: &CreateOpts) -> Result<ContainerState, Error>
                         fifo,
                         console,
                         no_pivot: o.no_pivot,
+                        idmapped: &idmapped,
                         no_new_keyring: o.no_new_keyring,
                         preserve_fds: o.preserve_fds,
                     })

@@ -127,6 +127,8 @@ pub struct Init<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// ID-mapped mounts the runtime made on the host, to move into place.
+    pub idmapped: &'a rootfs::idmap::IdmappedMounts,
 }
 
 /// The container's init, up to `execve` of the user's program.
@@ -163,6 +165,7 @@ pub fn init(a: Init) -> Result<Infallible, InitError> {
         bundle: a.bundle,
         no_pivot: a.no_pivot,
         console_slave: None,
+        idmapped: Some(a.idmapped),
     };
     rootfs::prepare(&cfg).map_err(ctx!("rootfs"))?;
 
