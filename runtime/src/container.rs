@@ -803,7 +803,7 @@ fn exec_child(
             None => Ok(()),
         }
     };
-    init::finish_process_with(process, early, load)?;
+    init::finish_process(process, early, load)?;
     let target = crate::process::exec_target(process).map_err(|e| InitError(e.to_string()))?;
     if let Some(f) = late {
         load(f)?;

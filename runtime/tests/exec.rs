@@ -105,18 +105,11 @@ impl Agent {
 fn exec_hands_its_seccomp_listener_to_the_agent() {
     let mut cfg = base_config(&["sleep", "1000"]);
     let f = Fixture::new("exec-notify", cfg.clone());
-    // The agent's directory is bound into the container at the same path, so the
-    // init (which connects from inside) and exec (through the host) both reach it.
+    // The agent listens on a host path the container cannot see.
     let agent_dir = f.dir.path().join("agent");
     std::fs::create_dir_all(&agent_dir).unwrap();
     let sock = agent_dir.join("agent.sock");
     let agent = Agent::start(UnixListener::bind(&sock).expect("bind agent socket"));
-    cfg["mounts"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({
-            "destination": agent_dir, "source": agent_dir, "type": "bind", "options": ["rbind"]
-        }));
     cfg["linux"]["seccomp"] = serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "listenerPath": sock,
@@ -178,12 +171,6 @@ fn exec_seccomp_listener_unreachable_is_a_clear_error() {
     std::fs::create_dir_all(&agent_dir).unwrap();
     let sock = agent_dir.join("agent.sock");
     let agent = Agent::start(UnixListener::bind(&sock).expect("bind agent socket"));
-    cfg["mounts"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({
-            "destination": agent_dir, "source": agent_dir, "type": "bind", "options": ["rbind"]
-        }));
     cfg["linux"]["seccomp"] = serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "listenerPath": sock,
