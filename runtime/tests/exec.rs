@@ -277,3 +277,34 @@ fn exec_cgroup_runs_in_a_sub_cgroup() {
         assert!(!d.join("nope").exists());
     }
 }
+
+#[test]
+fn exec_in_a_user_namespace_no_pivot_container() {
+    let mut cfg = base_config(&["sleep", "1000"]);
+    cfg["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    cfg["linux"]["uidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    cfg["linux"]["gidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let f = Fixture::new("userns-exec", cfg);
+    std::fs::write(f.bundle().join("rootfs/marker-in-rootfs"), "").unwrap();
+    run_detached(&f, &["--no-pivot"]);
+    let o = f.run(&[
+        "exec",
+        &f.id,
+        "sh",
+        "-c",
+        "ls /; id -u; cat /proc/self/uid_map",
+    ]);
+    assert!(o.status.success(), "exec: {}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("marker-in-rootfs"), "{out}");
+    assert!(out.contains("\n0\n"), "{out}");
+    assert!(
+        out.contains("100000"),
+        "not in the container's user namespace: {out}"
+    );
+}
