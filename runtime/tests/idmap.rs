@@ -47,6 +47,13 @@ fn features_advertise_idmap() {
         v["linux"]["mountExtensions"]["idmap"]["enabled"],
         serde_json::json!(true)
     );
+    let opts = v["mountOptions"].as_array().unwrap();
+    for w in ["idmap", "ridmap"] {
+        assert!(
+            opts.contains(&serde_json::json!(w)),
+            "{w} not in mountOptions"
+        );
+    }
 }
 
 #[test]
