@@ -2,7 +2,7 @@
 //! pause and resume, on top of the state store, the cgroup manager and the init.
 
 use std::fs::OpenOptions;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -294,6 +294,8 @@ pub fn create(root: &StateRoot, o: &CreateOpts) -> Result<ContainerState, Error>
         .map_err(|e| setup(id, format!("open {}: {e}", fifo_path.display())))?
         .into();
 
+    let idmapped = crate::rootfs::idmap::IdmappedMounts::prepare(&bundle.spec, &bundle.dir)
+        .map_err(|e| setup(id, e))?;
     let plan = namespaces::plan(linux);
     let (parent, child) = sync::pair().map_err(|e| setup(id, e))?;
     let lock_fd = guard.locked.as_ref().expect("armed").lock_fd();
@@ -322,6 +324,7 @@ pub fn create(root: &StateRoot, o: &CreateOpts) -> Result<ContainerState, Error>
                         fifo,
                         console,
                         no_pivot: o.no_pivot,
+                        idmapped: &idmapped,
                         no_new_keyring: o.no_new_keyring,
                         preserve_fds: o.preserve_fds,
                     })
@@ -639,6 +642,8 @@ pub struct ExecOpts {
     pub console_socket: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// `--cgroup`: the sub-cgroups to run in (default: the container's cgroup).
+    pub cgroup: cgroups::sub::SubCgroups,
 }
 
 /// Starts `process` inside a running container; returns its PID. The caller waits for
@@ -670,19 +675,26 @@ pub fn exec(root: &StateRoot, id: &str, process: &Process, o: &ExecOpts) -> Resu
     let linux = st.config.linux().as_ref().expect("validated at create");
     let plan = namespaces::plan_exec(linux, st.pid);
     let spec = st.config.clone();
+    let init_root = crate::exec::open_init_root(st.pid).map_err(|e| setup(id, e))?;
     let (parent, child) = sync::pair().map_err(|e| setup(id, e))?;
     let stage1 = {
         let child = &child;
         let plan = &plan;
         let console = console.as_ref();
         let spec = &spec;
+        let init_root = &init_root;
+        let parent_fd = parent.as_fd().as_raw_fd();
         init::fork_child(child, move || {
+            // SAFETY: closes this child's copy of the parent's end, so the exec'd process
+            // sees EOF if `berth exec` dies while it waits for an answer.
+            unsafe { libc::close(parent_fd) };
             child
                 .expect(Msg::Go, "Go")
                 .map_err(|e| InitError(e.to_string()))?;
             namespaces::join(plan).map_err(|e| InitError(e.to_string()))?;
+            crate::exec::enter_root(init_root.as_fd()).map_err(|e| InitError(e.to_string()))?;
             let pid = init::fork_child(child, move || {
-                exec_child(spec, process, console, o.preserve_fds).map(|n| match n {})
+                exec_child(spec, process, console, o.preserve_fds, child).map(|n| match n {})
             })
             .map_err(|e| InitError(format!("fork: {e}")))?;
             child
@@ -699,27 +711,54 @@ pub fn exec(root: &StateRoot, id: &str, process: &Process, o: &ExecOpts) -> Resu
         let _ = reap(stage1);
         e
     };
-    st.cgroup.add_pid(stage1.as_raw()).map_err(|source| {
-        cleanup(Error::Cgroup {
-            id: id.to_string(),
-            source,
-        })
-    })?;
+    st.cgroup
+        .add_pid_sub(stage1.as_raw(), &o.cgroup)
+        .map_err(|source| {
+            cleanup(Error::Cgroup {
+                id: id.to_string(),
+                source,
+            })
+        })?;
     parent.send(&Msg::Go).map_err(|e| cleanup(setup(id, e)))?;
-    let pid = match parent.recv() {
-        Ok(Msg::InitPid(p)) => p,
-        Ok(other) => return Err(cleanup(setup(id, format!("sync: unexpected {other:?}")))),
-        Err(e) => return Err(cleanup(setup(id, e))),
+    // The exec'd process runs as soon as it is forked: its seccomp fd may come first.
+    let mut early_fd = None;
+    let pid = loop {
+        match parent.recv_with_fd() {
+            Ok((Msg::InitPid(p), _)) => break p,
+            Ok((Msg::SeccompFd, Some(fd))) if early_fd.is_none() => early_fd = Some(fd),
+            Ok((other, _)) => {
+                return Err(cleanup(setup(id, format!("sync: unexpected {other:?}"))));
+            }
+            Err(e) => return Err(cleanup(setup(id, e))),
+        }
     };
     let _ = reap(stage1);
-    // The process execs (closing its end: EOF) or reports why it could not.
-    match parent.recv() {
-        Err(sync::SyncError::Eof) => {}
-        Err(e) => {
-            let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-            return Err(setup(id, e));
+    drop(init_root);
+    // The process execs (closing its end: EOF) or reports why it could not; on the way
+    // it may hand over its seccomp notify fd for the agent.
+    let fail = |e: Error| {
+        let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        e
+    };
+    loop {
+        let got = match early_fd.take() {
+            Some(fd) => Ok((Msg::SeccompFd, Some(fd))),
+            None => parent.recv_with_fd(),
+        };
+        match got {
+            Err(sync::SyncError::Eof) => break,
+            Err(e) => return Err(fail(setup(id, e))),
+            Ok((Msg::SeccompFd, Some(fd))) => {
+                let state = st.hook_state(status).to_string();
+                crate::exec::send_listener(&spec, fd.as_fd(), state.as_bytes(), pid)
+                    .map_err(|e| fail(setup(id, e)))?;
+                drop(fd);
+                parent
+                    .send(&Msg::SeccompDone)
+                    .map_err(|e| fail(setup(id, e)))?;
+            }
+            Ok((other, _)) => return Err(fail(setup(id, format!("sync: unexpected {other:?}")))),
         }
-        Ok(other) => return Err(setup(id, format!("sync: unexpected {other:?}"))),
     }
     if let Some(p) = &o.pid_file {
         write_pid_file(p, pid).map_err(|e| setup(id, format!("pid file {}: {e}", p.display())))?;
@@ -732,6 +771,7 @@ fn exec_child(
     process: &Process,
     console: Option<&UnixStream>,
     preserve_fds: u32,
+    sock: &SyncSocket,
 ) -> Result<std::convert::Infallible, InitError> {
     if let Some(sock) = console {
         let (master, slave) = console::open_pty().map_err(|e| InitError(e.to_string()))?;
@@ -752,12 +792,21 @@ fn exec_child(
         .map_err(|e| InitError(format!("linux.seccomp: {e}")))?;
     let nnp = process.no_new_privileges().unwrap_or(false);
     let (early, late) = if nnp { (None, sec) } else { (sec, None) };
-    let state = b"{}";
-    init::finish_process(process, spec, early, state)?;
+    let load = |f: crate::seccomp::Filter| -> Result<(), InitError> {
+        let listener = f
+            .load()
+            .map_err(|e| InitError(format!("load seccomp filter: {e}")))?;
+        match listener {
+            Some(fd) => {
+                crate::exec::hand_listener_to_parent(sock, fd).map_err(|e| InitError(e.to_string()))
+            }
+            None => Ok(()),
+        }
+    };
+    init::finish_process(process, early, load)?;
     let target = crate::process::exec_target(process).map_err(|e| InitError(e.to_string()))?;
     if let Some(f) = late {
-        f.load()
-            .map_err(|e| InitError(format!("load seccomp filter: {e}")))?;
+        load(f)?;
     }
     crate::process::cloexec_from(3 + preserve_fds).map_err(|e| InitError(e.to_string()))?;
     crate::process::reset_signals();

@@ -127,6 +127,8 @@ pub struct Init<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// ID-mapped mounts the runtime made on the host, to move into place.
+    pub idmapped: &'a rootfs::idmap::IdmappedMounts,
 }
 
 /// The container's init, up to `execve` of the user's program.
@@ -163,6 +165,7 @@ pub fn init(a: Init) -> Result<Infallible, InitError> {
         bundle: a.bundle,
         no_pivot: a.no_pivot,
         console_slave: None,
+        idmapped: Some(a.idmapped),
     };
     rootfs::prepare(&cfg).map_err(ctx!("rootfs"))?;
 
@@ -181,6 +184,11 @@ pub fn init(a: Init) -> Result<Infallible, InitError> {
             .map_err(ctx!("createContainer hook"))?;
     }
 
+    // The seccomp agent's socket is a host path: connect while it is still reachable.
+    let agent = match a.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(sec) => seccomp::connect_agent(sec).map_err(ctx!("linux.seccomp"))?,
+        None => None,
+    };
     rootfs::pivot(&cfg).map_err(ctx!("pivot_root"))?;
 
     if process.terminal().unwrap_or(false) {
@@ -230,7 +238,9 @@ pub fn init(a: Init) -> Result<Infallible, InitError> {
     } else {
         (sec, None)
     };
-    finish_process(process, a.spec, early_seccomp, state.as_bytes())?;
+    finish_process(process, early_seccomp, |f| {
+        load_seccomp(f, a.spec, state.as_bytes(), agent.as_ref())
+    })?;
     let target = process::exec_target(process).map_err(|e| InitError(e.to_string()))?;
 
     a.sock.send(&Msg::Ready).map_err(ctx!("sync"))?;
@@ -246,7 +256,7 @@ pub fn init(a: Init) -> Result<Infallible, InitError> {
             .map_err(ctx!("startContainer hook"))?;
     }
     if let Some(f) = late_seccomp {
-        load_seccomp(f, a.spec, state.as_bytes())?;
+        load_seccomp(f, a.spec, state.as_bytes(), agent.as_ref())?;
     }
     process::cloexec_from(3 + a.preserve_fds).map_err(|e| InitError(e.to_string()))?;
     process::reset_signals();
@@ -278,12 +288,13 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<(), InitError> {
 }
 
 /// rlimits, no_new_privs, the early seccomp filter, user and capabilities, cwd: the
-/// steps an init and an exec'd process share, in runc's order.
+/// steps an init and an exec'd process share, in runc's order. `load_early` loads the
+/// early seccomp filter and hands its listener fd on (the init to the agent, exec'd
+/// processes to their parent).
 pub fn finish_process(
     process: &Process,
-    spec: &Spec,
     early_seccomp: Option<seccomp::Filter>,
-    state: &[u8],
+    load_early: impl FnOnce(seccomp::Filter) -> Result<(), InitError>,
 ) -> Result<(), InitError> {
     if let Some(r) = process.rlimits().as_deref().filter(|r| !r.is_empty()) {
         rlimits::apply(r).map_err(ctx!("process.rlimits"))?;
@@ -299,7 +310,7 @@ pub fn finish_process(
         process::set_no_new_privs().map_err(|e| InitError(e.to_string()))?;
     }
     if let Some(f) = early_seccomp {
-        load_seccomp(f, spec, state)?;
+        load_early(f)?;
     }
     if let Some(c) = process.capabilities() {
         capabilities::apply_bounding(c).map_err(ctx!("process.capabilities"))?;
@@ -313,7 +324,12 @@ pub fn finish_process(
     Ok(())
 }
 
-fn load_seccomp(f: seccomp::Filter, spec: &Spec, state: &[u8]) -> Result<(), InitError> {
+fn load_seccomp(
+    f: seccomp::Filter,
+    spec: &Spec,
+    state: &[u8],
+    agent: Option<&UnixStream>,
+) -> Result<(), InitError> {
     let listener = f.load().map_err(ctx!("load seccomp filter"))?;
     if let Some(fd) = listener {
         let sec = spec
@@ -325,8 +341,15 @@ fn load_seccomp(f: seccomp::Filter, spec: &Spec, state: &[u8]) -> Result<(), Ini
             .listener_path()
             .as_ref()
             .ok_or_else(|| InitError("linux.seccomp: SCMP_ACT_NOTIFY needs listenerPath".into()))?;
-        seccomp::send_listener_fd(path, sec.listener_metadata().as_deref(), fd.as_fd(), state)
-            .map_err(ctx!("send seccomp listener"))?;
+        let meta = sec.listener_metadata().as_deref();
+        match agent {
+            Some(stream) => {
+                let pid = seccomp::pid_of_state(state).map_err(ctx!("send seccomp listener"))?;
+                seccomp::send_listener_fd_on(stream, path, meta, fd.as_fd(), state, pid)
+            }
+            None => seccomp::send_listener_fd(path, meta, fd.as_fd(), state),
+        }
+        .map_err(ctx!("send seccomp listener"))?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod console;
 pub mod container;
+pub mod exec;
 pub mod hooks;
 pub mod init;
 pub mod namespaces;

@@ -66,9 +66,9 @@ pub struct ExecArgs {
     /// Allow exec in a paused container.
     #[arg(long = "ignore-paused")]
     ignore_paused: bool,
-    /// Run in a sub-cgroup (not supported).
+    /// Run in an existing sub-cgroup: PATH, or CONTROLLER[,CONTROLLER]:PATH (repeatable).
     #[arg(long)]
-    cgroup: Option<String>,
+    cgroup: Vec<String>,
     /// Container id.
     id: String,
     /// Command and arguments.
@@ -86,9 +86,6 @@ fn build_process(base: &Process, a: &ExecArgs) -> Result<Process> {
     }
     if a.apparmor.as_deref().is_some_and(|l| !l.is_empty()) {
         bail!("--apparmor: AppArmor is not available on this host");
-    }
-    if a.cgroup.is_some() {
-        bail!("--cgroup: exec into a sub-cgroup is not supported by berth");
     }
     if let Some(path) = &a.process {
         let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
@@ -424,6 +421,7 @@ pub fn exec(root: &StateRoot, a: ExecArgs) -> Result<ExitCode> {
         console_socket: a.console_socket.clone(),
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
+        cgroup: berth_runtime::cgroups::sub::SubCgroups::parse(&a.cgroup)?,
     };
     if a.detach {
         container::exec(root, &a.id, &process, &o)?;

@@ -666,17 +666,66 @@ pub fn send_listener_fd(
     fd: BorrowedFd<'_>,
     state_json: &[u8],
 ) -> Result<()> {
-    let pid = serde_json::from_slice::<serde_json::Value>(state_json)
+    let pid = pid_of_state(state_json)?;
+    send_listener_fd_for_pid(listener_path, listener_metadata, fd, state_json, pid)
+}
+
+/// The `pid` of a runtime-spec state JSON (0 when absent).
+pub fn pid_of_state(state_json: &[u8]) -> Result<i32> {
+    Ok(serde_json::from_slice::<serde_json::Value>(state_json)
         .map_err(SeccompError::StateJson)?
         .get("pid")
         .and_then(serde_json::Value::as_i64)
         .and_then(|p| i32::try_from(p).ok())
-        .unwrap_or(0);
-    send_listener_fd_for_pid(listener_path, listener_metadata, fd, state_json, pid)
+        .unwrap_or(0))
 }
 
 /// As [`send_listener_fd`], for a process other than the container's init (`exec`).
 pub fn send_listener_fd_for_pid(
+    listener_path: &Path,
+    listener_metadata: Option<&str>,
+    fd: BorrowedFd<'_>,
+    state_json: &[u8],
+    pid: i32,
+) -> Result<()> {
+    let stream = UnixStream::connect(listener_path).map_err(|source| SeccompError::Listener {
+        path: listener_path.to_path_buf(),
+        source,
+    })?;
+    send_listener_fd_on(
+        &stream,
+        listener_path,
+        listener_metadata,
+        fd,
+        state_json,
+        pid,
+    )
+}
+
+/// Connects to the seccomp agent of `spec` when a rule uses `SCMP_ACT_NOTIFY`: the
+/// container's init does it before `pivot_root`, while the host path is reachable.
+pub fn connect_agent(spec: &LinuxSeccomp) -> Result<Option<UnixStream>> {
+    let notify = spec
+        .syscalls()
+        .iter()
+        .flatten()
+        .any(|s| s.action() == LinuxSeccompAction::ScmpActNotify);
+    match spec.listener_path() {
+        Some(path) if notify => {
+            UnixStream::connect(path)
+                .map(Some)
+                .map_err(|source| SeccompError::Listener {
+                    path: path.clone(),
+                    source,
+                })
+        }
+        _ => Ok(None),
+    }
+}
+
+/// As [`send_listener_fd_for_pid`], on a connection made earlier ([`connect_agent`]).
+pub fn send_listener_fd_on(
+    stream: &UnixStream,
     listener_path: &Path,
     listener_metadata: Option<&str>,
     fd: BorrowedFd<'_>,
@@ -688,7 +737,6 @@ pub fn send_listener_fd_for_pid(
         path: listener_path.to_path_buf(),
         source,
     };
-    let stream = UnixStream::connect(listener_path).map_err(err)?;
     let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [IoSlice::new(&msg)];

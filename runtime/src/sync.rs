@@ -2,7 +2,8 @@
 //! a container is set up. Each message is one JSON datagram, so a dead peer shows as EOF
 //! and a torn message cannot happen.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,11 @@ pub enum Msg {
     HooksDone(String),
     /// init → parent: set up, waiting for `start` (or, for exec, about to exec).
     Ready,
+    /// exec'd process → parent: the seccomp notify fd rides with this message; hand it
+    /// to `linux.seccomp.listenerPath` (a host path the container cannot reach).
+    SeccompFd,
+    /// parent → exec'd process: the listener fd reached the seccomp agent.
+    SeccompDone,
     /// child → parent: setup failed.
     Error(String),
 }
@@ -99,6 +105,70 @@ impl SyncSocket {
         }
     }
 
+    /// Sends one message with `fd` attached (SCM_RIGHTS).
+    pub fn send_with_fd(&self, msg: &Msg, fd: BorrowedFd<'_>) -> Result<(), SyncError> {
+        let data = serde_json::to_vec(msg).expect("messages serialize: plain data");
+        let fds = [fd.as_raw_fd()];
+        let cmsg = [socket::ControlMessage::ScmRights(&fds)];
+        let iov = [IoSlice::new(&data)];
+        loop {
+            match socket::sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &iov,
+                &cmsg,
+                socket::MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Receives one message and the fd that came with it, if any (made CLOEXEC).
+    pub fn recv_with_fd(&self) -> Result<(Msg, Option<OwnedFd>), SyncError> {
+        let mut buf = vec![0u8; MAX_MSG];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match socket::recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                socket::MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(m) => {
+                    let mut fd = None;
+                    for c in m.cmsgs()? {
+                        if let socket::ControlMessageOwned::ScmRights(fds) = c {
+                            for f in fds {
+                                // SAFETY: SCM_RIGHTS installed a new descriptor that
+                                // nothing else owns; wrapping it closes extras on drop.
+                                let owned = unsafe { OwnedFd::from_raw_fd(f) };
+                                if fd.is_none() {
+                                    fd = Some(owned);
+                                }
+                            }
+                        }
+                    }
+                    break (m.bytes, fd);
+                }
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if n == 0 {
+            return Err(SyncError::Eof);
+        }
+        let msg: Msg =
+            serde_json::from_slice(&buf[..n]).map_err(|e| SyncError::Malformed(e.to_string()))?;
+        match msg {
+            Msg::Error(e) => Err(SyncError::Child(e)),
+            m => Ok((m, fd)),
+        }
+    }
+
     /// Receives a message and checks it is the expected one.
     pub fn expect(&self, want: Msg, name: &'static str) -> Result<(), SyncError> {
         let got = self.recv()?;
@@ -137,5 +207,25 @@ mod tests {
         ));
         drop(b);
         assert!(matches!(a.recv(), Err(SyncError::Eof)));
+    }
+
+    #[test]
+    fn an_fd_rides_with_a_message() {
+        let (a, b) = pair().unwrap();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        b.send_with_fd(&Msg::SeccompFd, w.as_fd()).unwrap();
+        drop(w);
+        let (msg, fd) = a.recv_with_fd().unwrap();
+        assert_eq!(msg, Msg::SeccompFd);
+        let fd = fd.expect("the fd came along");
+        nix::unistd::write(&fd, b"x").unwrap();
+        let mut buf = [0u8; 1];
+        nix::unistd::read(&r, &mut buf).unwrap();
+        assert_eq!(&buf, b"x");
+        // A plain message has no fd.
+        b.send(&Msg::SeccompDone).unwrap();
+        assert!(matches!(a.recv_with_fd(), Ok((Msg::SeccompDone, None))));
+        drop(b);
+        assert!(matches!(a.recv_with_fd(), Err(SyncError::Eof)));
     }
 }

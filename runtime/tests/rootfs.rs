@@ -233,6 +233,7 @@ fn full_setup_from_inside() {
             bundle: &bundle,
             no_pivot: false,
             console_slave: Some(&slave_path),
+            idmapped: None,
         };
         setup(&cfg)?;
         check(
@@ -489,6 +490,7 @@ fn mount_destination_through_escaping_symlinks_lands_inside() {
             bundle: &bundle,
             no_pivot: false,
             console_slave: None,
+            idmapped: None,
         };
         rootfs::prepare(&cfg).map_err(|e| format!("prepare: {e}"))?;
         // Still in the host's view: nothing was mounted or created outside the rootfs.
@@ -597,6 +599,7 @@ fn symlinked_masked_paths_do_not_redirect() {
             bundle: &bundle,
             no_pivot: false,
             console_slave: None,
+            idmapped: None,
         };
         setup(&cfg)?;
         // The symlinks themselves are covered; their targets are not.
@@ -663,6 +666,7 @@ fn no_pivot_moves_and_chroots() {
             bundle: &bundle,
             no_pivot: true,
             console_slave: None,
+            idmapped: None,
         };
         setup(&cfg)?;
         check(
@@ -705,6 +709,7 @@ fn cgroup_mount_on_this_host() {
             bundle: &bundle,
             no_pivot: false,
             console_slave: None,
+            idmapped: None,
         };
         setup(&cfg)?;
         if host_v2 {
@@ -759,6 +764,7 @@ fn userns_spec_binds_host_devices_and_sys() {
             bundle: &bundle,
             no_pivot: false,
             console_slave: None,
+            idmapped: None,
         };
         setup(&cfg)?;
         check(mount_at("/dev/zero").is_some(), "/dev/zero is a bind mount")?;
@@ -798,6 +804,7 @@ fn fake_dev_null_is_refused_for_masking() {
             bundle: &bundle,
             no_pivot: false,
             console_slave: None,
+            idmapped: None,
         };
         rootfs::prepare(&cfg).map_err(|e| format!("prepare: {e}"))?;
         rootfs::pivot(&cfg).map_err(|e| format!("pivot: {e}"))?;
@@ -854,6 +861,7 @@ fn hostile_mounts_fail_clearly() {
                 bundle: &bundle,
                 no_pivot: false,
                 console_slave: None,
+                idmapped: None,
             };
             match rootfs::prepare(&cfg) {
                 Ok(()) => Err("prepare accepted a hostile mount".into()),
@@ -966,6 +974,7 @@ fn real_user_namespace_setup() {
             bundle: &bundle,
             no_pivot: false,
             console_slave: None,
+            idmapped: None,
         };
         setup(&cfg)?;
         check(
@@ -1031,6 +1040,7 @@ fn tmpcopyup_copies_the_directory_into_the_tmpfs() {
             bundle: &bundle,
             no_pivot: false,
             console_slave: None,
+            idmapped: None,
         };
         setup(&cfg)?;
         check(
@@ -1080,6 +1090,7 @@ fn cgroup_mount_with_cgroup_namespace() {
             bundle: &bundle,
             no_pivot: false,
             console_slave: None,
+            idmapped: None,
         };
         setup(&cfg)?;
         if host_v2 {
@@ -1127,6 +1138,7 @@ fn rootfs_propagation_shared_is_applied_after_pivot() {
             bundle: &bundle,
             no_pivot: false,
             console_slave: None,
+            idmapped: None,
         };
         setup(&cfg)?;
         let mi = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;

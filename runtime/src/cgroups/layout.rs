@@ -185,8 +185,23 @@ fn join_under(base: &Path, rel: &str) -> PathBuf {
     p
 }
 
-/// Parses the cgroup mounts out of /proc/self/mountinfo.
-pub fn parse_mountinfo(text: &str) -> Result<Vec<CgroupMount>, LayoutError> {
+/// One line of /proc/self/mountinfo (the fields berth uses), escapes undone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountInfo {
+    /// Root of the mount within its filesystem.
+    pub root: PathBuf,
+    /// Where it is mounted.
+    pub mount_point: PathBuf,
+    /// Optional fields (`shared:N`, `master:N`, ...).
+    pub optional: Vec<String>,
+    /// Filesystem type.
+    pub fstype: String,
+    /// Super-block options (for cgroup v1: the controllers).
+    pub super_options: String,
+}
+
+/// Parses every line of /proc/self/mountinfo; a malformed line is an error.
+pub fn parse_mountinfo_lines(text: &str) -> Result<Vec<MountInfo>, LayoutError> {
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let bad = || LayoutError::MountInfo(line.to_string());
@@ -196,23 +211,37 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<CgroupMount>, LayoutError> {
         if pre.len() < 6 || post.len() < 3 {
             return Err(bad());
         }
-        let fstype = post[0];
-        let root = unescape(pre[3]);
-        let mount_point = PathBuf::from(unescape(pre[4]));
-        match fstype {
+        out.push(MountInfo {
+            root: PathBuf::from(unescape(pre[3])),
+            mount_point: PathBuf::from(unescape(pre[4])),
+            optional: pre[6..].iter().map(|s| s.to_string()).collect(),
+            fstype: post[0].to_string(),
+            super_options: post[2].to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Parses the cgroup mounts out of /proc/self/mountinfo.
+pub fn parse_mountinfo(text: &str) -> Result<Vec<CgroupMount>, LayoutError> {
+    let mut out = Vec::new();
+    for m in parse_mountinfo_lines(text)? {
+        let root = m.root.to_string_lossy().into_owned();
+        match m.fstype.as_str() {
             "cgroup2" => out.push(CgroupMount {
-                mount_point,
+                mount_point: m.mount_point,
                 root,
                 v1_controllers: None,
             }),
             "cgroup" => {
-                let ctrls = post[2]
+                let ctrls = m
+                    .super_options
                     .split(',')
                     .filter(|o| V1_SUBSYSTEMS.contains(o) || o.starts_with("name="))
                     .map(str::to_string)
                     .collect();
                 out.push(CgroupMount {
-                    mount_point,
+                    mount_point: m.mount_point,
                     root,
                     v1_controllers: Some(ctrls),
                 });
@@ -224,7 +253,7 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<CgroupMount>, LayoutError> {
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, …).
-pub(crate) fn unescape(s: &str) -> String {
+fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -248,20 +277,45 @@ pub(crate) fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// One line of /proc/self/cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupLine {
+    /// Hierarchy id (0 for the unified hierarchy).
+    pub id: u32,
+    /// Controllers (`cpu,cpuacct`, `name=systemd`; empty for the unified one).
+    pub controllers: String,
+    /// The process's cgroup path in that hierarchy.
+    pub path: String,
+}
+
+/// Parses every line of /proc/self/cgroup; a malformed line is an error.
+pub fn parse_proc_cgroup_lines(text: &str) -> Result<Vec<CgroupLine>, LayoutError> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let bad = || LayoutError::ProcCgroup(line.to_string());
+            let mut it = line.splitn(3, ':');
+            let id = it.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+            let controllers = it.next().ok_or_else(bad)?.to_string();
+            let path = it.next().ok_or_else(bad)?.to_string();
+            Ok(CgroupLine {
+                id,
+                controllers,
+                path,
+            })
+        })
+        .collect()
+}
+
 /// Parses /proc/self/cgroup: v1 controller → path, and `""` → the v2 path.
 pub fn parse_proc_cgroup(text: &str) -> Result<BTreeMap<String, String>, LayoutError> {
     let mut out = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(LayoutError::ProcCgroup(line.to_string()));
-        };
-        if ctrls.is_empty() {
-            out.insert(String::new(), path.to_string());
+    for l in parse_proc_cgroup_lines(text)? {
+        if l.controllers.is_empty() {
+            out.insert(String::new(), l.path);
         } else {
-            for c in ctrls.split(',') {
-                out.insert(c.to_string(), path.to_string());
+            for c in l.controllers.split(',') {
+                out.insert(c.to_string(), l.path.clone());
             }
         }
     }
@@ -533,6 +587,32 @@ mod tests {
         );
         assert!(!l.v1.contains_key("xattr"));
         assert_eq!(l.v2, None);
+    }
+
+    #[test]
+    fn line_parsers_keep_every_field() {
+        let mi = parse_mountinfo_lines(V1_MI).expect("parse");
+        assert_eq!(mi.len(), 3);
+        assert_eq!(mi[1].root, PathBuf::from("/docker/abc"));
+        assert_eq!(mi[2].mount_point, PathBuf::from("/sys/fs/cgroup/my dir"));
+        assert_eq!(mi[2].super_options, "rw,xattr,pids");
+        assert_eq!(mi[0].optional, Vec::<String>::new());
+        let shared = parse_mountinfo_lines(V2_MI).expect("parse");
+        assert_eq!(shared[1].optional, vec!["shared:9".to_string()]);
+        assert_eq!(shared[1].fstype, "cgroup2");
+        let pc = parse_proc_cgroup_lines(V1_PC).expect("parse");
+        assert_eq!(
+            pc[2],
+            CgroupLine {
+                id: 1,
+                controllers: "cpu,cpuacct".into(),
+                path: "/".into()
+            }
+        );
+        for bad in ["x:y\n", "a:memory:/\n", "3:pids\n"] {
+            assert!(parse_proc_cgroup_lines(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(unescape("a\\040b\\134"), "a b\\");
     }
 
     #[test]

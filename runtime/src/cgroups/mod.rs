@@ -16,6 +16,7 @@ pub mod devices;
 pub mod layout;
 pub mod plan;
 pub mod stats;
+pub mod sub;
 pub mod update;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,6 +55,9 @@ pub enum CgroupError {
     /// A resource value the host cannot take.
     #[error(transparent)]
     Plan(#[from] plan::PlanError),
+    /// An `exec --cgroup` value refused or not placeable.
+    #[error(transparent)]
+    Sub(#[from] sub::SubCgroupError),
     /// Writing a resource file failed; names the spec field.
     #[error("linux.resources.{field}: writing {value:?} to {path}: {source}")]
     Write {

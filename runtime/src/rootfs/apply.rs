@@ -69,7 +69,7 @@ pub(super) fn run_prepare<'a>(
                     root = Some(open_rootfs(&rootfs)?);
                 }
                 let r = root.as_ref().expect("set just above").as_fd();
-                apply_in_root(r, other)?;
+                apply_in_root(r, other, cfg.idmapped)?;
             }
         }
     }
@@ -109,9 +109,13 @@ fn private_parent(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
-fn apply_in_root(root: BorrowedFd<'_>, op: &MountOp) -> Result<()> {
+fn apply_in_root(
+    root: BorrowedFd<'_>,
+    op: &MountOp,
+    idmapped: Option<&super::idmap::IdmappedMounts>,
+) -> Result<()> {
     match op {
-        MountOp::Mount(m) => mount_spec(root, m),
+        MountOp::Mount(m) => mount_spec(root, m, idmapped),
         MountOp::Cgroup {
             destination,
             options,
@@ -218,6 +222,29 @@ fn bind_host_path(
     after_mount(mounted.as_fd(), dest, options)
 }
 
+/// Moves a detached ID-mapped mount (made on the host by [`super::idmap`]) to `dest`
+/// inside the root, then applies the flags, propagation and recursive attributes.
+fn move_idmapped(
+    root: BorrowedFd<'_>,
+    tree: BorrowedFd<'_>,
+    dest: &Path,
+    options: &MountOptions,
+) -> Result<()> {
+    let want = if is_dir(tree).map_err(merr(dest, "stat source"))? {
+        Want::Dir
+    } else {
+        Want::File
+    };
+    let target = ensure_in_root(root, dest, want).map_err(rerr(dest, "create mount point"))?;
+    sys::move_mount(tree, target.as_fd()).map_err(merr(dest, "move_mount (ID-mapped)"))?;
+    let mounted =
+        open_in_root(root, dest, OFlag::O_PATH).map_err(rerr(dest, "reopen after mount"))?;
+    if options.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT) != 0 {
+        remount_bind(mounted.as_fd(), dest, options)?;
+    }
+    after_mount(mounted.as_fd(), dest, options)
+}
+
 /// A bind mount takes flags only through a remount. In a user namespace the kernel
 /// refuses to drop flags the source mount has locked: then keep them, as runc does.
 fn remount_bind(mounted: BorrowedFd<'_>, dest: &Path, options: &MountOptions) -> Result<()> {
@@ -247,9 +274,23 @@ fn after_mount(mounted: BorrowedFd<'_>, dest: &Path, options: &MountOptions) -> 
     Ok(())
 }
 
-fn mount_spec(root: BorrowedFd<'_>, m: &PlannedMount) -> Result<()> {
+fn mount_spec(
+    root: BorrowedFd<'_>,
+    m: &PlannedMount,
+    idmapped: Option<&super::idmap::IdmappedMounts>,
+) -> Result<()> {
     let dest = &m.destination;
     match &m.kind {
+        MountKind::Bind { .. } if m.options.idmap.is_some() => {
+            let tree =
+                idmapped
+                    .and_then(|i| i.get(dest))
+                    .ok_or_else(|| RootfsError::InvalidMount {
+                        destination: dest.display().to_string(),
+                        reason: "ID-mapped mount was not prepared on the host".into(),
+                    })?;
+            move_idmapped(root, tree, dest, &m.options)
+        }
         MountKind::Bind { source, recursive } => {
             bind_host_path(root, source, dest, *recursive, &m.options)
         }

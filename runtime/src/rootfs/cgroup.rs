@@ -11,79 +11,23 @@ use std::path::{Path, PathBuf};
 
 use super::RootfsError;
 
-/// One line of /proc/self/mountinfo (the fields the cgroup plan needs).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountInfo {
-    /// Root of the mount within its filesystem.
-    pub root: PathBuf,
-    /// Where it is mounted.
-    pub mount_point: PathBuf,
-    /// Optional fields (`shared:N`, `master:N`, ...).
-    pub optional: Vec<String>,
-    /// Filesystem type.
-    pub fstype: String,
-    /// Super-block options (for cgroup v1: the controllers).
-    pub super_options: String,
-}
+pub use crate::cgroups::layout::{CgroupLine, MountInfo};
 
-use crate::cgroups::layout::unescape;
-
-/// Parses /proc/self/mountinfo text; malformed lines are an error.
+/// Parses /proc/self/mountinfo text (the one parser, in `cgroups::layout`); a malformed
+/// line is an error.
 pub fn parse_mountinfo(text: &str) -> Result<Vec<MountInfo>, RootfsError> {
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let bad = || RootfsError::Host {
-            what: "mountinfo",
-            reason: format!("malformed line {line:?}"),
-        };
-        let (left, right) = line.split_once(" - ").ok_or_else(bad)?;
-        let lf: Vec<&str> = left.split(' ').collect();
-        let rf: Vec<&str> = right.split(' ').collect();
-        if lf.len() < 6 || rf.len() < 3 {
-            return Err(bad());
-        }
-        out.push(MountInfo {
-            root: PathBuf::from(unescape(lf[3])),
-            mount_point: PathBuf::from(unescape(lf[4])),
-            optional: lf[6..].iter().map(|s| s.to_string()).collect(),
-            fstype: rf[0].to_string(),
-            super_options: rf[2].to_string(),
-        });
-    }
-    Ok(out)
+    crate::cgroups::layout::parse_mountinfo_lines(text).map_err(|e| RootfsError::Host {
+        what: "mountinfo",
+        reason: e.to_string(),
+    })
 }
 
-/// One line of /proc/self/cgroup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgroupLine {
-    /// Hierarchy id (0 for the unified hierarchy).
-    pub id: u32,
-    /// Controllers (`cpu,cpuacct`, `name=systemd`; empty for the unified one).
-    pub controllers: String,
-    /// The process's cgroup path in that hierarchy.
-    pub path: String,
-}
-
-/// Parses /proc/self/cgroup text.
+/// Parses /proc/self/cgroup text (the one parser, in `cgroups::layout`).
 pub fn parse_proc_cgroup(text: &str) -> Result<Vec<CgroupLine>, RootfsError> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let bad = || RootfsError::Host {
-                what: "/proc/self/cgroup",
-                reason: format!("malformed line {line:?}"),
-            };
-            let mut it = line.splitn(3, ':');
-            let id = it.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-            let controllers = it.next().ok_or_else(bad)?.to_string();
-            let path = it.next().ok_or_else(bad)?.to_string();
-            Ok(CgroupLine {
-                id,
-                controllers,
-                path,
-            })
-        })
-        .collect()
+    crate::cgroups::layout::parse_proc_cgroup_lines(text).map_err(|e| RootfsError::Host {
+        what: "/proc/self/cgroup",
+        reason: e.to_string(),
+    })
 }
 
 /// One step of a cgroup mount, destination paths inside the container.

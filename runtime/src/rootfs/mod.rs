@@ -9,6 +9,7 @@
 
 mod apply;
 pub mod cgroup;
+pub mod idmap;
 pub mod options;
 pub mod plan;
 mod resolve;
@@ -34,6 +35,8 @@ pub struct RootfsConfig<'a> {
     pub no_pivot: bool,
     /// The pty slave to bind at `/dev/console` when `process.terminal` is set.
     pub console_slave: Option<&'a Path>,
+    /// The ID-mapped mounts made on the host for this container ([`idmap`]).
+    pub idmapped: Option<&'a idmap::IdmappedMounts>,
 }
 
 /// Errors of the rootfs setup.

@@ -24,6 +24,17 @@ pub struct MountOptions {
     pub data: Vec<String>,
     /// `tmpcopyup`: copy the destination's former contents into a fresh tmpfs.
     pub tmpcopyup: bool,
+    /// `idmap` / `ridmap`: an ID-mapped bind mount (see [`super::idmap`]).
+    pub idmap: Option<Idmap>,
+}
+
+/// How far an ID mapping reaches on a bind mount (runtime-spec `config.md`, "Mounts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idmap {
+    /// `idmap`: the mount itself; submounts of an `rbind` keep their ids.
+    Top,
+    /// `ridmap`: the mount and every submount.
+    Recursive,
 }
 
 impl MountOptions {
@@ -124,8 +135,7 @@ pub fn propagation_flag(word: &str) -> Option<c_ulong> {
 }
 
 /// Parses a mount's options in order (a later word overrides an earlier one, as in
-/// runc). Words that are not flags go to the data string; `idmap`/`ridmap` are refused
-/// because berth does not do ID-mapped mounts yet.
+/// runc). Words that are not flags go to the data string.
 pub fn parse_options(destination: &str, options: &[String]) -> Result<MountOptions, RootfsError> {
     let mut out = MountOptions::default();
     for opt in options {
@@ -154,10 +164,10 @@ pub fn parse_options(destination: &str, options: &[String]) -> Result<MountOptio
             }
         } else if word == "tmpcopyup" {
             out.tmpcopyup = true;
-        } else if word == "idmap" || word == "ridmap" {
-            return Err(RootfsError::NotImplemented {
-                what: format!("mount {destination}: option {word:?} (ID-mapped mounts)"),
-            });
+        } else if word == "idmap" {
+            out.idmap = Some(Idmap::Top);
+        } else if word == "ridmap" {
+            out.idmap = Some(Idmap::Recursive);
         } else if word.is_empty() {
             return Err(RootfsError::InvalidOption {
                 destination: destination.to_string(),
@@ -321,16 +331,13 @@ mod tests {
     }
 
     #[test]
-    fn tmpcopyup_is_recorded_and_idmap_refused() {
+    fn tmpcopyup_and_idmap_are_recorded() {
         assert!(parse(&["tmpcopyup"]).tmpcopyup);
-        for word in ["idmap", "ridmap"] {
-            let err = parse_options("/x", &[word.to_string()]).expect_err("idmap refused");
-            assert!(
-                matches!(err, RootfsError::NotImplemented { .. }),
-                "{word}: {err}"
-            );
-            assert!(err.to_string().contains(word));
-        }
+        assert_eq!(parse(&["rbind"]).idmap, None);
+        assert_eq!(parse(&["bind", "idmap"]).idmap, Some(Idmap::Top));
+        assert_eq!(parse(&["rbind", "ridmap"]).idmap, Some(Idmap::Recursive));
+        assert_eq!(parse(&["ridmap", "idmap"]).idmap, Some(Idmap::Top));
+        assert!(parse(&["idmap"]).data.is_empty());
         let err = parse_options("/x", &[String::new()]).expect_err("empty refused");
         assert!(matches!(err, RootfsError::InvalidOption { .. }));
     }

@@ -284,13 +284,9 @@ pub fn plan(cfg: &RootfsConfig) -> Result<Vec<MountOp>, RootfsError> {
             });
         }
         let mut options = parse_options(&dest_str, m.options().as_deref().unwrap_or_default())?;
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(RootfsError::NotImplemented {
-                what: format!("mount {dest_str}: uidMappings/gidMappings (ID-mapped mounts)"),
-            });
-        }
         let typ = m.typ().as_deref().unwrap_or("");
         let bind = options.is_bind() || typ == "bind" || typ == "rbind";
+        super::idmap::check_mount(&dest_str, m, &options, bind)?;
         if typ == "cgroup" || typ == "cgroup2" {
             if bind {
                 // A bind of a cgroup directory is just a bind.
@@ -558,6 +554,7 @@ mod tests {
             bundle: Path::new("/b"),
             no_pivot,
             console_slave: console,
+            idmapped: None,
         })
     }
 

@@ -110,6 +110,34 @@ pub fn mount_setattr(
     Errno::result(rc).map(drop)
 }
 
+/// mount_setattr(2) with `MOUNT_ATTR_IDMAP` on the detached mount `fd`: its ids are
+/// mapped through the user namespace `userns` (with `recursive`, its submounts' too).
+pub fn set_idmap(fd: BorrowedFd<'_>, recursive: bool, userns: BorrowedFd<'_>) -> Result<(), Errno> {
+    let userns_fd = u64::try_from(userns.as_raw_fd()).map_err(|_| Errno::EBADF)?;
+    let mut attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: `attr` is a valid mount_attr of the size passed; the fds are valid.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            EMPTY.as_ptr(),
+            flags,
+            &mut attr as *mut libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
 /// A new detached read-only tmpfs (fsopen, fsconfig, fsmount).
 pub fn readonly_tmpfs() -> Result<OwnedFd, Errno> {
     // SAFETY: plain syscall with a static string.
