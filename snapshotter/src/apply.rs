@@ -12,13 +12,20 @@
 //! Whiteouts become overlayfs whiteouts, as the layer is written straight into an
 //! overlay upper directory: `.wh.NAME` → a 0/0 character device `NAME`;
 //! `.wh..wh..opq` → `trusted.overlay.opaque=y` on its directory.
+//!
+//! Speed: decompression and hashing run on the calling thread and the tar apply on a
+//! second one (as `gzip -d | tar -x` does); the parent directory of consecutive entries
+//! is resolved once; file data goes out in large writes and its writeback starts as
+//! soon as the file is written, so the flush before a snapshot commit finds little to
+//! do.
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::mpsc;
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
@@ -253,14 +260,143 @@ pub fn apply_layer_with_parents(
 ) -> Result<Applied> {
     let compression = compression_for(media_type)?;
     let plain = decompress(reader, compression)?;
-    let hashed = DigestReader::new(plain, Algorithm::Sha256);
     let root = Root::open(dest, parents)?;
-    let mut archive = tar::Archive::new(hashed);
+    // Two stages on two threads, as `gzip -d | tar -x`: this thread decompresses and
+    // hashes the stream into chunks; the applier parses the tar and makes the
+    // syscalls. Chunks in flight are bounded, so memory stays bounded too.
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
+    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|s| {
+        let applier = std::thread::Builder::new()
+            .name("layer-apply".into())
+            .spawn_scoped(s, move || {
+                apply_entries(&root, ChunkReader::new(rx, free_tx))
+            })
+            .map_err(ApplyError::Read)?;
+        let hashed = produce_chunks(plain, &tx, &free_rx);
+        drop(tx);
+        let applied = applier
+            .join()
+            .map_err(|_| ApplyError::Read(io::Error::other("layer applier thread panicked")))?;
+        applied?;
+        // A read error the applier did not see (it stopped early) is still an error.
+        let (diff_id, size) = hashed.map_err(ApplyError::Read)?;
+        Ok(Applied { diff_id, size })
+    })
+}
+
+/// Chunks of decompressed layer in flight between the two stages.
+const CHUNKS_IN_FLIGHT: usize = 8;
+/// Size of one chunk.
+const CHUNK: usize = 256 * 1024;
+
+/// Read `plain` to its end in [`CHUNK`]s, hashing each and sending it to the applier
+/// (buffers come back through `free`). Stops early when the applier has stopped. The
+/// error of a failed read is sent to the applier too.
+fn produce_chunks(
+    mut plain: impl Read,
+    tx: &mpsc::SyncSender<io::Result<Vec<u8>>>,
+    free: &mpsc::Receiver<Vec<u8>>,
+) -> io::Result<(Digest, u64)> {
+    let mut hashed = DigestReader::new(&mut plain, Algorithm::Sha256);
+    loop {
+        let mut buf = free.try_recv().unwrap_or_default();
+        buf.resize(CHUNK, 0);
+        let mut filled = 0;
+        let eof = loop {
+            match hashed.read(&mut buf[filled..]) {
+                Ok(0) => break true,
+                Ok(n) => {
+                    filled += n;
+                    if filled == buf.len() {
+                        break false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let copy = io::Error::new(e.kind(), e.to_string());
+                    let _ = tx.send(Err(copy));
+                    return Err(e);
+                }
+            }
+        };
+        buf.truncate(filled);
+        if filled > 0 && tx.send(Ok(buf)).is_err() {
+            // The applier stopped (with its own error); nothing more to hash for.
+            return Err(io::Error::other("layer applier stopped"));
+        }
+        if eof {
+            return Ok(hashed.finish());
+        }
+    }
+}
+
+/// The applier's side of the chunk channel, as a reader.
+struct ChunkReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    free: mpsc::Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl ChunkReader {
+    fn new(rx: mpsc::Receiver<io::Result<Vec<u8>>>, free: mpsc::Sender<Vec<u8>>) -> Self {
+        ChunkReader {
+            rx,
+            free,
+            cur: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+
+    /// Read and drop everything left (the stream's tail is part of the diff_id, so the
+    /// producer must reach its end).
+    fn drain(&mut self) -> io::Result<()> {
+        io::copy(self, &mut io::sink()).map(drop)
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(next)) => {
+                    let old = std::mem::replace(&mut self.cur, next);
+                    self.pos = 0;
+                    let _ = self.free.send(old);
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(mpsc::RecvError) => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The applier stage: every entry of the tar read from `chunks`, then directory times.
+fn apply_entries(root: &Root, chunks: ChunkReader) -> Result<()> {
+    let mut archive = tar::Archive::new(chunks);
     let mut dirs: Vec<(Vec<Vec<u8>>, i64)> = Vec::new();
+    let mut cx = Context::default();
     for entry in archive.entries().map_err(ApplyError::Read)? {
         let mut entry = entry.map_err(ApplyError::Read)?;
-        apply_entry(&root, &mut entry, &mut dirs)?;
+        apply_entry(root, &mut entry, &mut dirs, &mut cx)?;
     }
+    drop(cx);
     // Directory times last, deepest first: creating entries changed them.
     for (comps, mtime) in dirs.iter().rev() {
         let comps: Vec<&OsStr> = comps.iter().map(|c| OsStr::from_bytes(c)).collect();
@@ -269,12 +405,79 @@ pub fn apply_layer_with_parents(
             let _ = futimens(&fd, &t, &t);
         }
     }
-    // Hash the rest of the stream too (end-of-archive blocks and padding).
-    let mut hashed = archive.into_inner();
-    io::copy(&mut hashed, &mut io::sink()).map_err(ApplyError::Read)?;
-    let (diff_id, size) = hashed.finish();
-    Ok(Applied { diff_id, size })
+    // Read the rest of the stream too (end-of-archive blocks and padding).
+    archive.into_inner().drain().map_err(ApplyError::Read)
 }
+
+/// State the applier keeps between entries.
+#[derive(Default)]
+struct Context {
+    /// The parent directory of the last entry: entries come grouped by directory, so
+    /// most need no path resolution at all. Dropped whenever an entry removes
+    /// anything, as only a removal can change what an existing path resolves to.
+    parent: Option<CachedDir>,
+    /// Buffer for file contents.
+    buf: Vec<u8>,
+}
+
+/// A resolved directory: its components, descriptor and set-gid bit.
+struct CachedDir {
+    comps: Vec<Vec<u8>>,
+    fd: OwnedFd,
+    setgid: bool,
+}
+
+/// Directory `comps` inside `root` (created if missing), from `slot` when it holds
+/// that directory, else resolved and kept in `slot`.
+fn cached_dir<'c>(
+    slot: &'c mut Option<CachedDir>,
+    root: &Root,
+    comps: &[&OsStr],
+) -> std::result::Result<&'c CachedDir, Errno> {
+    let hit = matches!(slot, Some(c) if c.comps.len() == comps.len()
+        && c.comps.iter().zip(comps).all(|(a, b)| a.as_slice() == b.as_bytes()));
+    if !hit {
+        *slot = None;
+        let fd = root.resolve_dir(comps, true, OFlag::O_PATH)?;
+        let setgid = nix::sys::stat::fstat(&fd)?.st_mode & libc::S_ISGID != 0;
+        *slot = Some(CachedDir {
+            comps: comps.iter().map(|c| c.as_bytes().to_vec()).collect(),
+            fd,
+            setgid,
+        });
+    }
+    Ok(slot.as_ref().expect("filled just above"))
+}
+
+/// Copy the rest of `entry` into `file` in large writes.
+fn copy_entry(entry: &mut impl Read, file: &mut File, buf: &mut Vec<u8>) -> io::Result<()> {
+    if buf.len() < COPY_BUF {
+        buf.resize(COPY_BUF, 0);
+    }
+    loop {
+        let mut filled = 0;
+        let eof = loop {
+            match entry.read(&mut buf[filled..]) {
+                Ok(0) => break true,
+                Ok(n) => {
+                    filled += n;
+                    if filled == buf.len() {
+                        break false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        file.write_all(&buf[..filled])?;
+        if eof {
+            return Ok(());
+        }
+    }
+}
+
+/// Largest single write of file contents.
+const COPY_BUF: usize = 1024 * 1024;
 
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).chars().take(300).collect()
@@ -351,6 +554,7 @@ fn apply_entry<R: Read>(
     root: &Root,
     entry: &mut tar::Entry<'_, R>,
     dirs: &mut Vec<(Vec<Vec<u8>>, i64)>,
+    cx: &mut Context,
 ) -> Result<()> {
     let raw = entry.path_bytes().into_owned();
     let path = lossy(&raw);
@@ -378,171 +582,269 @@ fn apply_entry<R: Read>(
             let pfd = root
                 .resolve_dir(&parent, true, OFlag::O_PATH)
                 .map_err(sys("open parent"))?;
-            remove_at(&pfd, name).map_err(sys("remove whited-out entry"))?;
+            if remove_at(&pfd, name).map_err(sys("remove whited-out entry"))? {
+                cx.parent = None;
+            }
             mknodat(&pfd, name, SFlag::S_IFCHR, Mode::empty(), 0).map_err(sys("create whiteout"))
         }
         EntryPath::Node { parent, name } => {
             let meta = entry_meta(entry, &path)?;
-            let pfd = root
-                .resolve_dir(&parent, true, OFlag::O_PATH)
-                .map_err(sys("open parent"))?;
-            use tar::EntryType as T;
-            match kind {
-                T::Directory => {
-                    match fstatat(&pfd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-                        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {}
-                        Ok(_) => {
-                            remove_at(&pfd, name).map_err(sys("replace with directory"))?;
-                            mkdirat(&pfd, name, Mode::from_bits_truncate(0o700))
-                                .map_err(sys("mkdir"))?;
-                        }
-                        Err(Errno::ENOENT) => {
-                            mkdirat(&pfd, name, Mode::from_bits_truncate(0o700))
-                                .map_err(sys("mkdir"))?;
-                        }
-                        Err(e) => return Err(sys("stat")(e)),
-                    }
-                    let fd = openat(
-                        &pfd,
-                        name,
-                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(sys("open directory"))?;
-                    set_fd_meta(&fd, &meta, false).map_err(sys("set directory metadata"))?;
-                    let mut comps: Vec<Vec<u8>> =
-                        parent.iter().map(|c| c.as_bytes().to_vec()).collect();
-                    comps.push(name.as_bytes().to_vec());
-                    dirs.push((comps, meta.mtime));
-                    Ok(())
-                }
-                T::Regular | T::Continuous => {
-                    remove_at(&pfd, name).map_err(sys("replace file"))?;
-                    let fd = openat(
-                        &pfd,
-                        name,
-                        OFlag::O_WRONLY
-                            | OFlag::O_CREAT
-                            | OFlag::O_EXCL
-                            | OFlag::O_NOFOLLOW
-                            | OFlag::O_CLOEXEC,
-                        Mode::from_bits_truncate(0o600),
-                    )
-                    .map_err(sys("create file"))?;
-                    let mut file = File::from(fd);
-                    io::copy(entry, &mut file).map_err(|e| ApplyError::Sys {
-                        op: "write file",
-                        path: path.clone(),
-                        source: e,
-                    })?;
-                    set_fd_meta(&file, &meta, true).map_err(sys("set file metadata"))
-                }
-                T::Symlink => {
-                    let target = entry.link_name_bytes().ok_or_else(|| ApplyError::BadPath {
-                        path: path.clone(),
-                        reason: "symlink without target",
-                    })?;
-                    let target =
-                        CString::new(target.into_owned()).map_err(|_| ApplyError::BadPath {
-                            path: path.clone(),
-                            reason: "symlink target contains NUL",
-                        })?;
-                    remove_at(&pfd, name).map_err(sys("replace with symlink"))?;
-                    symlinkat(target.as_c_str(), &pfd, name).map_err(sys("symlink"))?;
-                    fchownat(
-                        &pfd,
-                        name,
-                        Some(Uid::from_raw(meta.uid)),
-                        Some(Gid::from_raw(meta.gid)),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(sys("chown symlink"))?;
-                    let t = TimeSpec::new(meta.mtime, 0);
-                    utimensat(&pfd, name, &t, &t, UtimensatFlags::NoFollowSymlink)
-                        .map_err(sys("set symlink times"))
-                }
-                T::Link => {
-                    let target = entry.link_name_bytes().ok_or_else(|| ApplyError::BadPath {
-                        path: path.clone(),
-                        reason: "hardlink without target",
-                    })?;
-                    let mut tcomps = clean_components(&target)?;
-                    let Some(tname) = tcomps.pop() else {
-                        return Err(ApplyError::BadPath {
-                            path: path.clone(),
-                            reason: "hardlink to the root",
-                        });
-                    };
-                    let tfd = root
-                        .resolve_dir(&tcomps, false, OFlag::O_PATH)
-                        .map_err(sys("open hardlink target dir"))?;
-                    let st = fstatat(&tfd, tname, AtFlags::AT_SYMLINK_NOFOLLOW)
-                        .map_err(sys("hardlink target"))?;
-                    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-                        return Err(ApplyError::BadPath {
-                            path: path.clone(),
-                            reason: "hardlink to a directory",
-                        });
-                    }
-                    if tcomps == parent && tname == name {
-                        return Ok(());
-                    }
-                    remove_at(&pfd, name).map_err(sys("replace with hardlink"))?;
-                    linkat(&tfd, tname, &pfd, name, AtFlags::empty()).map_err(sys("hardlink"))
-                }
-                T::Char | T::Block | T::Fifo => {
-                    let sflag = match kind {
-                        T::Char => SFlag::S_IFCHR,
-                        T::Block => SFlag::S_IFBLK,
-                        _ => SFlag::S_IFIFO,
-                    };
-                    let h = entry.header();
-                    let major = h.device_major().ok().flatten().unwrap_or(0);
-                    let minor = h.device_minor().ok().flatten().unwrap_or(0);
-                    remove_at(&pfd, name).map_err(sys("replace with device"))?;
-                    mknodat(
-                        &pfd,
-                        name,
-                        sflag,
-                        Mode::empty(),
-                        libc::makedev(major, minor),
-                    )
-                    .map_err(sys("mknod"))?;
-                    fchownat(
-                        &pfd,
-                        name,
-                        Some(Uid::from_raw(meta.uid)),
-                        Some(Gid::from_raw(meta.gid)),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(sys("chown node"))?;
-                    fchmodat(
-                        &pfd,
-                        name,
-                        Mode::from_bits_truncate(meta.mode),
-                        FchmodatFlags::FollowSymlink,
-                    )
-                    .map_err(sys("chmod node"))?;
-                    let t = TimeSpec::new(meta.mtime, 0);
-                    utimensat(&pfd, name, &t, &t, UtimensatFlags::NoFollowSymlink)
-                        .map_err(sys("set node times"))
-                }
-                other => Err(ApplyError::UnsupportedEntry {
-                    path,
-                    kind: other.as_byte(),
-                }),
+            let Context { parent: slot, buf } = cx;
+            let dir = cached_dir(slot, root, &parent).map_err(sys("open parent"))?;
+            let mut removed = false;
+            let result = apply_node(
+                root,
+                entry,
+                &NodeAt {
+                    pfd: &dir.fd,
+                    parent_setgid: dir.setgid,
+                    parent: &parent,
+                    name,
+                    meta: &meta,
+                },
+                dirs,
+                buf,
+                &mut removed,
+                &sys,
+            );
+            if removed {
+                *slot = None;
             }
+            result
         }
     }
 }
 
-/// Owner, xattrs, mode (after chown, which clears set-id bits), and times.
-fn set_fd_meta(fd: &impl AsFd, meta: &Meta, times: bool) -> std::result::Result<(), Errno> {
-    fchown(
-        fd,
-        Some(Uid::from_raw(meta.uid)),
-        Some(Gid::from_raw(meta.gid)),
-    )?;
+/// Where and what a node entry creates.
+struct NodeAt<'a> {
+    pfd: &'a OwnedFd,
+    parent_setgid: bool,
+    parent: &'a [&'a OsStr],
+    name: &'a OsStr,
+    meta: &'a Meta,
+}
+
+/// Create `op` with `create`; if the name is taken, remove what is there (noting it in
+/// `removed`) and create again.
+fn create_replacing(
+    dir: &OwnedFd,
+    name: &OsStr,
+    removed: &mut bool,
+    mut create: impl FnMut() -> std::result::Result<(), Errno>,
+) -> std::result::Result<(), Errno> {
+    match create() {
+        Err(Errno::EEXIST) => {
+            *removed |= remove_at(dir, name)?;
+            create()
+        }
+        r => r,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_node<R: Read, S, F>(
+    root: &Root,
+    entry: &mut tar::Entry<'_, R>,
+    at: &NodeAt<'_>,
+    dirs: &mut Vec<(Vec<Vec<u8>>, i64)>,
+    buf: &mut Vec<u8>,
+    removed: &mut bool,
+    sys: &S,
+) -> Result<()>
+where
+    S: Fn(&'static str) -> F,
+    F: FnOnce(Errno) -> ApplyError,
+{
+    let NodeAt {
+        pfd,
+        parent_setgid,
+        parent,
+        name,
+        meta,
+    } = *at;
+    let path = || lossy(name.as_bytes());
+    use tar::EntryType as T;
+    let kind = entry.header().entry_type();
+    match kind {
+        T::Directory => {
+            match fstatat(pfd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {}
+                Ok(_) => {
+                    *removed |= remove_at(pfd, name).map_err(sys("replace with directory"))?;
+                    mkdirat(pfd, name, Mode::from_bits_truncate(0o700)).map_err(sys("mkdir"))?;
+                }
+                Err(Errno::ENOENT) => {
+                    mkdirat(pfd, name, Mode::from_bits_truncate(0o700)).map_err(sys("mkdir"))?;
+                }
+                Err(e) => return Err(sys("stat")(e)),
+            }
+            let fd = openat(
+                pfd,
+                name,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(sys("open directory"))?;
+            set_fd_meta(&fd, meta, false, true).map_err(sys("set directory metadata"))?;
+            let mut comps: Vec<Vec<u8>> = parent.iter().map(|c| c.as_bytes().to_vec()).collect();
+            comps.push(name.as_bytes().to_vec());
+            dirs.push((comps, meta.mtime));
+            Ok(())
+        }
+        T::Regular | T::Continuous => {
+            let mut fd = None;
+            create_replacing(pfd, name, removed, || {
+                fd = Some(openat(
+                    pfd,
+                    name,
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )?);
+                Ok(())
+            })
+            .map_err(sys("create file"))?;
+            let mut file = File::from(fd.expect("set when create_replacing succeeds"));
+            copy_entry(entry, &mut file, buf).map_err(|e| ApplyError::Sys {
+                op: "write file",
+                path: path(),
+                source: e,
+            })?;
+            let chown = !owned_when_created(root, meta, parent_setgid);
+            set_fd_meta(&file, meta, true, chown).map_err(sys("set file metadata"))?;
+            start_writeback(&file);
+            Ok(())
+        }
+        T::Symlink => {
+            let target = entry.link_name_bytes().ok_or_else(|| ApplyError::BadPath {
+                path: path(),
+                reason: "symlink without target",
+            })?;
+            let target = CString::new(target.into_owned()).map_err(|_| ApplyError::BadPath {
+                path: path(),
+                reason: "symlink target contains NUL",
+            })?;
+            create_replacing(pfd, name, removed, || {
+                symlinkat(target.as_c_str(), pfd, name)
+            })
+            .map_err(sys("symlink"))?;
+            if !owned_when_created(root, meta, parent_setgid) {
+                fchownat(
+                    pfd,
+                    name,
+                    Some(Uid::from_raw(meta.uid)),
+                    Some(Gid::from_raw(meta.gid)),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(sys("chown symlink"))?;
+            }
+            let t = TimeSpec::new(meta.mtime, 0);
+            utimensat(pfd, name, &t, &t, UtimensatFlags::NoFollowSymlink)
+                .map_err(sys("set symlink times"))
+        }
+        T::Link => {
+            let target = entry.link_name_bytes().ok_or_else(|| ApplyError::BadPath {
+                path: path(),
+                reason: "hardlink without target",
+            })?;
+            let mut tcomps = clean_components(&target)?;
+            let Some(tname) = tcomps.pop() else {
+                return Err(ApplyError::BadPath {
+                    path: path(),
+                    reason: "hardlink to the root",
+                });
+            };
+            let tfd = root
+                .resolve_dir(&tcomps, false, OFlag::O_PATH)
+                .map_err(sys("open hardlink target dir"))?;
+            let st = fstatat(&tfd, tname, AtFlags::AT_SYMLINK_NOFOLLOW)
+                .map_err(sys("hardlink target"))?;
+            if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                return Err(ApplyError::BadPath {
+                    path: path(),
+                    reason: "hardlink to a directory",
+                });
+            }
+            if tcomps.as_slice() == parent && tname == name {
+                return Ok(());
+            }
+            create_replacing(pfd, name, removed, || {
+                linkat(&tfd, tname, pfd, name, AtFlags::empty())
+            })
+            .map_err(sys("hardlink"))
+        }
+        T::Char | T::Block | T::Fifo => {
+            let sflag = match kind {
+                T::Char => SFlag::S_IFCHR,
+                T::Block => SFlag::S_IFBLK,
+                _ => SFlag::S_IFIFO,
+            };
+            let h = entry.header();
+            let major = h.device_major().ok().flatten().unwrap_or(0);
+            let minor = h.device_minor().ok().flatten().unwrap_or(0);
+            create_replacing(pfd, name, removed, || {
+                mknodat(pfd, name, sflag, Mode::empty(), libc::makedev(major, minor))
+            })
+            .map_err(sys("mknod"))?;
+            fchownat(
+                pfd,
+                name,
+                Some(Uid::from_raw(meta.uid)),
+                Some(Gid::from_raw(meta.gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(sys("chown node"))?;
+            fchmodat(
+                pfd,
+                name,
+                Mode::from_bits_truncate(meta.mode),
+                FchmodatFlags::FollowSymlink,
+            )
+            .map_err(sys("chmod node"))?;
+            let t = TimeSpec::new(meta.mtime, 0);
+            utimensat(pfd, name, &t, &t, UtimensatFlags::NoFollowSymlink)
+                .map_err(sys("set node times"))
+        }
+        other => Err(ApplyError::UnsupportedEntry {
+            path: path(),
+            kind: other.as_byte(),
+        }),
+    }
+}
+
+/// Start writing `file`'s data to disk now, without waiting: the flush that makes a
+/// layer durable before its snapshot is committed then finds most of it written,
+/// and the disk works while later entries are applied. Only a hint: an error here
+/// shows again at that flush.
+fn start_writeback(file: &File) {
+    // SAFETY: sync_file_range on an open descriptor; offsets 0/0 mean the whole file.
+    let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
+/// Whether an inode this process just created already has the owner `meta` asks for:
+/// it gets our effective uid, and our effective gid unless its directory is set-gid.
+fn owned_when_created(root: &Root, meta: &Meta, parent_setgid: bool) -> bool {
+    !parent_setgid && (meta.uid, meta.gid) == root.ids
+}
+
+/// Owner (when `chown`), xattrs, mode (after chown, which clears set-id bits), and
+/// times.
+fn set_fd_meta(
+    fd: &impl AsFd,
+    meta: &Meta,
+    times: bool,
+    chown: bool,
+) -> std::result::Result<(), Errno> {
+    if chown {
+        fchown(
+            fd,
+            Some(Uid::from_raw(meta.uid)),
+            Some(Gid::from_raw(meta.gid)),
+        )?;
+    }
     for (name, value) in &meta.xattrs {
         set_xattr(fd, name, value)?;
     }
@@ -570,9 +872,11 @@ fn set_xattr(fd: &impl AsFd, name: &str, value: &[u8]) -> std::result::Result<()
 }
 
 /// Remove `name` in directory `dir` (recursively for a directory); absent is fine.
-fn remove_at(dir: &impl AsFd, name: &OsStr) -> std::result::Result<(), Errno> {
+/// Returns whether anything was removed.
+fn remove_at(dir: &impl AsFd, name: &OsStr) -> std::result::Result<bool, Errno> {
     match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT) => Ok(false),
         Err(Errno::EISDIR) => {
             let fd = openat(
                 dir,
@@ -591,7 +895,8 @@ fn remove_at(dir: &impl AsFd, name: &OsStr) -> std::result::Result<(), Errno> {
             for n in names {
                 remove_at(&fd, OsStr::from_bytes(&n))?;
             }
-            unlinkat(dir, name, UnlinkatFlags::RemoveDir)
+            unlinkat(dir, name, UnlinkatFlags::RemoveDir)?;
+            Ok(true)
         }
         Err(e) => Err(e),
     }
@@ -601,6 +906,8 @@ fn remove_at(dir: &impl AsFd, name: &OsStr) -> std::result::Result<(), Errno> {
 struct Root {
     fd: OwnedFd,
     parents: Vec<OwnedFd>,
+    /// Effective uid and gid of this process: the owner of what it creates.
+    ids: (u32, u32),
 }
 
 fn open_dir_path(dir: &Path, op: &'static str) -> Result<OwnedFd> {
@@ -624,6 +931,10 @@ impl Root {
                 .iter()
                 .map(|p| open_dir_path(p, "open parent layer"))
                 .collect::<Result<_>>()?,
+            ids: (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            ),
         })
     }
 

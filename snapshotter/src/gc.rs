@@ -4,22 +4,27 @@
 //! Roots:
 //! - every image record: its target, config and layer blobs, and its chain-ID snapshot;
 //! - blobs and snapshots labelled [`LABEL_GC_ROOT`];
-//! - every active snapshot and view (a container rootfs or an unpack in progress).
+//! - every active snapshot and view (a container rootfs or an unpack in progress);
+//! - every blob and snapshot held by a live [`Lease`](crate::meta::Lease): a pull leases
+//!   its manifest, config and layer blobs and its chain-ID snapshots before fetching or
+//!   reusing them, and drops the lease once its image record is written.
 //!
 //! References: a marked blob's labels `berth.io/gc.ref.content.<anything>=<digest>`
 //! mark that digest too (an index marks its platform manifests this way); a marked
 //! snapshot marks its parents.
 //!
-//! The caller must not run a pull concurrently with a collection (berthd holds its
-//! image lock): a pull's blobs become reachable only when its image record is written.
-//! Ingests in progress are not blobs and are never touched.
+//! A collection holds the store's lease table from before it lists anything until its
+//! last deletion ([`MetaStore::gc_lock`]), so it runs serialized with every lease
+//! addition: what a pull leased before the collection began is kept, and what it
+//! leases after the collection ended it checks afresh. Pulls may therefore run during
+//! a collection. Ingests in progress are not blobs and are never touched.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::content::{ContentError, ContentStore};
 use crate::digest::Digest;
 use crate::images::ImageRecord;
-use crate::meta::{MetaError, MetaStore};
+use crate::meta::{Leased, MetaError, MetaStore};
 use crate::snapshots::{Info, Kind, SnapshotError, Snapshotter};
 
 /// Label that keeps a blob or a snapshot regardless of references.
@@ -68,10 +73,11 @@ pub fn plan(
     blobs: &[Digest],
     blob_labels: &HashMap<Digest, BTreeMap<String, String>>,
     snapshots: &[Info],
+    leased: &Leased,
 ) -> GcPlan {
     // Content: mark from roots, following gc.ref.content labels.
     let mut marked: HashSet<Digest> = HashSet::new();
-    let mut stack: Vec<Digest> = Vec::new();
+    let mut stack: Vec<Digest> = leased.blobs.iter().cloned().collect();
     for img in images {
         stack.push(img.target.clone());
         stack.push(img.config.clone());
@@ -106,7 +112,7 @@ pub fn plan(
     // Snapshots: mark roots and their parents.
     let by_name: HashMap<&str, &Info> = snapshots.iter().map(|s| (s.name.as_str(), s)).collect();
     let mut live: HashSet<&str> = HashSet::new();
-    let mut stack: Vec<&str> = Vec::new();
+    let mut stack: Vec<&str> = leased.snapshots.iter().map(String::as_str).collect();
     for img in images {
         stack.push(img.chain_id.as_str());
     }
@@ -148,19 +154,22 @@ pub fn plan(
     }
 }
 
-/// Delete every blob and snapshot no image, root label or active snapshot references.
+/// Delete every blob and snapshot no image, root label, active snapshot or live lease
+/// references. Lease additions wait while it runs.
 pub fn collect(
     meta: &MetaStore,
     content: &ContentStore,
     snapshotter: &Snapshotter,
 ) -> Result<GcReport, GcError> {
+    let lock = meta.gc_lock();
+    let leased = lock.leased();
     let images = meta.list_images()?;
     let blob_infos = content.list()?;
     let blobs: Vec<Digest> = blob_infos.iter().map(|b| b.digest.clone()).collect();
     let labels: HashMap<Digest, BTreeMap<String, String>> =
         meta.list_content_labels()?.into_iter().collect();
     let snapshots = snapshotter.list()?;
-    let p = plan(&images, &blobs, &labels, &snapshots);
+    let p = plan(&images, &blobs, &labels, &snapshots, &leased);
     let sizes: HashMap<&Digest, u64> = blob_infos.iter().map(|b| (&b.digest, b.size)).collect();
     let mut report = GcReport::default();
     for s in p.snapshots {
@@ -176,6 +185,7 @@ pub fn collect(
         }
         report.blobs_removed.push(d);
     }
+    drop(lock);
     Ok(report)
 }
 
@@ -259,11 +269,17 @@ mod tests {
             snap("container", Some("b1"), Kind::Active, false),
             snap("r", None, Kind::Committed, true),
         ];
-        let p = plan(&[img], &blobs, &labels, &snaps);
+        let p = plan(
+            std::slice::from_ref(&img),
+            &blobs,
+            &labels,
+            &snaps,
+            &Leased::default(),
+        );
         assert_eq!(p.blobs, vec![d("orphan")]);
         assert_eq!(p.snapshots, ["o3", "o2", "o1"]);
         // Without the image, its blobs and chain go too; the container keeps b1.
-        let p = plan(&[], &blobs, &labels, &snaps);
+        let p = plan(&[], &blobs, &labels, &snaps, &Leased::default());
         let mut want: Vec<Digest> = ["index", "manifest", "config", "l1", "l2", "orphan"]
             .iter()
             .map(|s| d(s))
@@ -271,5 +287,23 @@ mod tests {
         want.sort();
         assert_eq!(p.blobs, want);
         assert_eq!(p.snapshots, ["o3", "c2", "o2", "c1", "o1"]);
+        // A lease (a pull between ingest and image record) keeps its blobs, a blob it
+        // leased before it existed, and its chain with the parents.
+        let leased = Leased {
+            blobs: [d("config"), d("l1"), d("not-yet")].into_iter().collect(),
+            snapshots: ["o2".to_string()].into_iter().collect(),
+        };
+        let p = plan(&[], &blobs, &labels, &snaps, &leased);
+        let mut want: Vec<Digest> = ["index", "manifest", "l2", "orphan"]
+            .iter()
+            .map(|s| d(s))
+            .collect();
+        want.sort();
+        assert_eq!(p.blobs, want);
+        assert_eq!(p.snapshots, ["o3", "c2", "c1"]);
+        // With the image back, the lease adds nothing it did not already keep.
+        let p = plan(&[img], &blobs, &labels, &snaps, &leased);
+        assert_eq!(p.blobs, vec![d("orphan")]);
+        assert_eq!(p.snapshots, ["o3"]);
     }
 }

@@ -7,9 +7,9 @@
 //! store under its root (as containerd's overlay snapshotter keeps its own
 //! `metadata.db`), so the snapshotter can also be served alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -56,6 +56,90 @@ pub enum MetaError {
 pub struct MetaStore {
     db: Arc<Database>,
     path: Arc<PathBuf>,
+    leases: Arc<Mutex<LeaseTable>>,
+}
+
+/// What the live leases of one store hold (containerd's leases, kept in memory: they
+/// protect the work of pulls running in this process, which are the only writers).
+#[derive(Debug, Default)]
+pub(crate) struct LeaseTable {
+    next_id: u64,
+    held: HashMap<u64, Leased>,
+}
+
+/// Blobs and snapshots a lease keeps from garbage collection.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Leased {
+    /// Blob digests.
+    pub blobs: HashSet<Digest>,
+    /// Snapshot names (keys or chain IDs).
+    pub snapshots: HashSet<String>,
+}
+
+impl Leased {
+    fn extend(&mut self, other: &Leased) {
+        self.blobs.extend(other.blobs.iter().cloned());
+        self.snapshots.extend(other.snapshots.iter().cloned());
+    }
+}
+
+/// A lease: while it lives, garbage collection keeps every blob and snapshot added to
+/// it, present or still to come (containerd's `leases` for the work of a pull between
+/// ingest and the image record). Add a resource *before* creating or reusing it; the
+/// lease ends when dropped.
+///
+/// Additions and a whole collection are serialized by one lock, so a resource added
+/// before a collection starts is kept by it, and one added after it has ended is
+/// created or checked afresh by its owner.
+#[derive(Debug)]
+pub struct Lease {
+    id: u64,
+    table: Arc<Mutex<LeaseTable>>,
+}
+
+impl Lease {
+    /// Keep `blobs` and `snapshots` for as long as this lease lives.
+    pub fn add<'a>(
+        &self,
+        blobs: impl IntoIterator<Item = &'a Digest>,
+        snapshots: impl IntoIterator<Item = &'a str>,
+    ) {
+        let mut t = lock(&self.table);
+        let entry = t.held.entry(self.id).or_default();
+        entry.blobs.extend(blobs.into_iter().cloned());
+        entry
+            .snapshots
+            .extend(snapshots.into_iter().map(str::to_owned));
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        lock(&self.table).held.remove(&self.id);
+    }
+}
+
+/// The lease table held for a whole garbage collection: no lease can add a resource
+/// while it lives.
+pub struct GcLock<'a> {
+    guard: MutexGuard<'a, LeaseTable>,
+}
+
+impl GcLock<'_> {
+    /// Everything the live leases hold.
+    pub fn leased(&self) -> Leased {
+        let mut all = Leased::default();
+        for l in self.guard.held.values() {
+            all.extend(l);
+        }
+        all
+    }
+}
+
+fn lock(m: &Mutex<LeaseTable>) -> MutexGuard<'_, LeaseTable> {
+    // A panic while holding the table leaves it consistent (every update is one insert
+    // or remove), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl std::fmt::Debug for MetaStore {
@@ -84,6 +168,7 @@ impl MetaStore {
         let store = MetaStore {
             db: Arc::new(db),
             path: Arc::new(path),
+            leases: Arc::default(),
         };
         store.write(|tx| -> MetaResult<()> {
             let err = |e| store.db_err(redb::Error::from(e));
@@ -99,6 +184,26 @@ impl MetaStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Start a lease (see [`Lease`]); it holds nothing until resources are added.
+    pub fn lease(&self) -> Lease {
+        let mut t = lock(&self.leases);
+        t.next_id += 1;
+        let id = t.next_id;
+        t.held.insert(id, Leased::default());
+        Lease {
+            id,
+            table: self.leases.clone(),
+        }
+    }
+
+    /// Hold the lease table for a garbage collection: until the returned lock is
+    /// dropped, [`Lease::add`] waits.
+    pub fn gc_lock(&self) -> GcLock<'_> {
+        GcLock {
+            guard: lock(&self.leases),
+        }
     }
 
     pub(crate) fn db_err(&self, source: impl Into<redb::Error>) -> MetaError {
@@ -229,5 +334,47 @@ mod tests {
         assert_eq!(m.list_content_labels().unwrap().len(), 1);
         m.set_content_labels(&d, &BTreeMap::new()).unwrap();
         assert!(m.list_content_labels().unwrap().is_empty());
+    }
+
+    #[test]
+    fn leases_hold_until_dropped() {
+        let t = tempfile::tempdir().unwrap();
+        let m = MetaStore::open(t.path().join("meta.redb")).unwrap();
+        let (a, b) = (Digest::sha256_of(b"a"), Digest::sha256_of(b"b"));
+        let l1 = m.lease();
+        let l2 = m.clone().lease();
+        l1.add([&a], ["s1"]);
+        l2.add([&a, &b], []);
+        let held = m.gc_lock().leased();
+        assert_eq!(held.blobs, HashSet::from([a.clone(), b.clone()]));
+        assert_eq!(held.snapshots, HashSet::from(["s1".to_string()]));
+        drop(l2);
+        assert_eq!(m.gc_lock().leased().blobs, HashSet::from([a]));
+        drop(l1);
+        assert_eq!(m.gc_lock().leased(), Leased::default());
+    }
+
+    #[test]
+    fn lease_add_waits_for_a_collection() {
+        let t = tempfile::tempdir().unwrap();
+        let m = MetaStore::open(t.path().join("meta.redb")).unwrap();
+        let lease = m.lease();
+        let gc = m.gc_lock();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                lease.add([&Digest::sha256_of(b"x")], []);
+                tx.send(()).unwrap();
+            });
+            // The add cannot finish while the collection holds the table.
+            assert!(
+                rx.recv_timeout(std::time::Duration::from_millis(200))
+                    .is_err()
+            );
+            assert!(gc.leased().blobs.is_empty());
+            drop(gc);
+            rx.recv().unwrap();
+        });
+        assert_eq!(m.gc_lock().leased().blobs.len(), 1);
     }
 }

@@ -4,6 +4,10 @@
 //! verified blobs and resumable ingests; running it again completes it. Two pulls of one
 //! image share work through the content store's per-digest ingest lock and the
 //! snapshotter's chain-ID reuse.
+//!
+//! Garbage collection may run during a pull: the pull holds a [`Lease`] on every blob
+//! and chain-ID snapshot it is about to fetch, reuse or create, from before it touches
+//! them until its image record is written.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,7 +20,7 @@ use crate::content::{ContentError, ContentStore};
 use crate::digest::Digest;
 use crate::gc::LABEL_GC_REF_CONTENT;
 use crate::images::ImageRecord;
-use crate::meta::{MetaError, MetaStore};
+use crate::meta::{Lease, MetaError, MetaStore};
 use crate::remote::client::ProgressSender;
 use crate::remote::manifest::{self, Document, ImageManifest};
 use crate::remote::{
@@ -107,6 +111,28 @@ pub struct PullOptions {
     pub retry: RetryPolicy,
     /// Where progress events go.
     pub progress: Option<ProgressSender>,
+    /// Called (on a blocking thread) at fixed points of the pull: a failpoint seam for
+    /// tests and tools, as containerd's failpoint wrappers.
+    pub hook: Option<PullHook>,
+}
+
+/// A point in a pull where [`PullOptions::hook`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PullStage {
+    /// Every blob is stored and every layer unpacked; the image record is not written
+    /// yet, so only the pull's lease keeps its work from garbage collection.
+    Unpacked,
+}
+
+/// A function called at each [`PullStage`].
+#[derive(Clone)]
+pub struct PullHook(pub Arc<dyn Fn(PullStage) + Send + Sync>);
+
+impl std::fmt::Debug for PullHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PullHook")
+    }
 }
 
 impl Default for PullOptions {
@@ -118,6 +144,7 @@ impl Default for PullOptions {
             max_concurrent_downloads: 3,
             retry: RetryPolicy::default(),
             progress: None,
+            hook: None,
         }
     }
 }
@@ -131,8 +158,19 @@ async fn blocking<T: Send + 'static>(
         .map_err(PullError::from)
 }
 
+/// Add blobs and snapshots to `lease`, off the async threads: the addition waits while
+/// a garbage collection runs.
+async fn lease_add(lease: &Arc<Lease>, blobs: Vec<Digest>, snapshots: Vec<String>) -> Result<()> {
+    let lease = lease.clone();
+    tokio::task::spawn_blocking(move || lease.add(&blobs, snapshots.iter().map(String::as_str)))
+        .await
+        .map_err(|e| PullError::Task(e.to_string()))
+}
+
 /// Pulls `reference` into `stores` and returns the stored image record.
 pub async fn pull(stores: &Stores, reference: &str, opts: &PullOptions) -> Result<ImageRecord> {
+    // Held until the image record references everything (dropped on every return).
+    let lease = Arc::new(stores.meta.lease());
     let r = Reference::parse(reference)?;
     let name = r.to_string();
     let remote = |source| PullError::Remote {
@@ -158,6 +196,7 @@ pub async fn pull(stores: &Stores, reference: &str, opts: &PullOptions) -> Resul
             digest: target.clone(),
         },
     );
+    lease_add(&lease, vec![target.clone()], vec![]).await?;
     let doc = manifest::parse_document(&ct, &body).map_err(|e| remote(e.into()))?;
     let mut size = body.len() as u64;
     let (target_type, image, manifest_digest, manifest_body) = match doc {
@@ -166,6 +205,7 @@ pub async fn pull(stores: &Stores, reference: &str, opts: &PullOptions) -> Resul
             let d = manifest::select_platform(&index, &opts.platform)
                 .map_err(|e| remote(e.into()))?
                 .clone();
+            lease_add(&lease, vec![d.digest.clone()], vec![]).await?;
             let (md, mct, mbody) = client
                 .fetch_manifest(&d.digest.to_string(), Some(&d.digest))
                 .await
@@ -203,6 +243,7 @@ pub async fn pull(stores: &Stores, reference: &str, opts: &PullOptions) -> Resul
     }
 
     // Config first (small, and it says how many layers there must be).
+    lease_add(&lease, vec![image.config.digest.clone()], vec![]).await?;
     let cfg_info = client
         .fetch_blob(&image.config, &stores.content, &opts.progress)
         .await
@@ -229,6 +270,15 @@ pub async fn pull(stores: &Stores, reference: &str, opts: &PullOptions) -> Resul
         .iter()
         .map(|l| (l.digest.clone(), l.media_type.clone()))
         .collect();
+    lease_add(
+        &lease,
+        layers.iter().map(|(d, _)| d.clone()).collect(),
+        chain_ids(&config.diff_ids)
+            .iter()
+            .map(Digest::to_string)
+            .collect(),
+    )
+    .await?;
     let (layer_bytes, chain_id) = fetch_and_unpack(&client, &image, &config.diff_ids, stores, opts)
         .await
         .map_err(|e| match e {
@@ -240,6 +290,12 @@ pub async fn pull(stores: &Stores, reference: &str, opts: &PullOptions) -> Resul
             Staged::Task(m) => PullError::Task(m),
         })?;
     size += layer_bytes;
+    if let Some(hook) = &opts.hook {
+        let f = hook.0.clone();
+        tokio::task::spawn_blocking(move || f(PullStage::Unpacked))
+            .await
+            .map_err(|e| PullError::Task(e.to_string()))?;
+    }
 
     // Only now does the top document become visible: every blob it names is stored.
     {
@@ -266,6 +322,7 @@ pub async fn pull(stores: &Stores, reference: &str, opts: &PullOptions) -> Resul
         labels: BTreeMap::new(),
     };
     stores.meta.put_image(&record)?;
+    drop(lease);
     send(&opts.progress, Progress::Done);
     Ok(record)
 }

@@ -163,6 +163,9 @@ pub fn unpack_layer(
 /// Unpack an image's layers (blob digest and media type, base first) from the content
 /// store into snapshots, checking each against `diff_ids`. Returns the chain ID of the
 /// top layer: `snapshotter.prepare(key, Some(&chain_id), …)` gives a container rootfs.
+/// If a garbage collection may run meanwhile, hold a
+/// [`Lease`](crate::meta::Lease) on the layer blobs and their chain IDs (as
+/// [`pull`](crate::pull::pull) does) until something references the result.
 pub fn unpack_image(
     content: &ContentStore,
     snapshotter: &Snapshotter,

@@ -424,3 +424,121 @@ fn malicious_layer_corpus() {
     assert!(fs::symlink_metadata(a.dest.join("s")).unwrap().is_file());
     a.assert_untouched("spot check");
 }
+
+/// A directory that earlier entries wrote into, then replaced by a symlink or a file:
+/// later entries below that name follow what is there now (resolved inside dest),
+/// never the directory that was removed.
+#[test]
+fn entries_below_a_replaced_directory_resolve_again() {
+    require_root();
+    let a = Arena::new();
+    let layer = Layer::new()
+        .dir("d/", 0o755)
+        .file("d/x", b"x")
+        .dir("e/", 0o755)
+        .symlink("d", "e")
+        .file("d/y", b"y")
+        .tar();
+    apply_layer(&a.dest, &layer[..], TAR).unwrap();
+    a.assert_untouched("symlink replacing a used dir");
+    assert_eq!(fs::read(a.dest.join("e/y")).unwrap(), b"y");
+    assert!(!a.dest.join("e/x").exists());
+    assert!(fs::symlink_metadata(a.dest.join("d")).unwrap().is_symlink());
+    // Replaced by a link out of dest: it resolves inside dest, where nothing is there,
+    // so the entry is refused; the outside is untouched either way.
+    let layer = Layer::new()
+        .file("f/x", b"x")
+        .symlink("f", &a.outside.display().to_string())
+        .file("f/pwned", b"p")
+        .tar();
+    assert!(apply_layer(&a.dest, &layer[..], TAR).is_err());
+    a.assert_untouched("absolute symlink replacing a used dir");
+
+    // A file replacing a used directory: entries below it are errors.
+    let t = tempfile::tempdir().unwrap();
+    let layer = Layer::new()
+        .file("d/x", b"x")
+        .file("d", b"file now")
+        .file("d/y", b"y")
+        .tar();
+    assert!(apply_layer(t.path(), &layer[..], TAR).is_err());
+    assert_eq!(fs::read(t.path().join("d")).unwrap(), b"file now");
+
+    // A whiteout removing a used directory: below it is now a whiteout device, not
+    // the directory that was removed.
+    let t = tempfile::tempdir().unwrap();
+    let layer = Layer::new()
+        .file("d/x", b"x")
+        .file(".wh.d", b"")
+        .file("d/y", b"y")
+        .tar();
+    assert!(apply_layer(t.path(), &layer[..], TAR).is_err());
+    assert!(
+        fs::symlink_metadata(t.path().join("d"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+}
+
+/// Files larger than the applier's chunks and write buffer arrive whole; a bad entry
+/// after a lot of data is an error (the decompressing side stops too).
+#[test]
+fn large_files_and_late_errors() {
+    require_root();
+    let mut big = Vec::with_capacity(5 << 20);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while big.len() < (5 << 20) + 123 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    let mk = || {
+        Layer::new()
+            .file("big", &big)
+            .file("small", b"s")
+            .file("big2", &big[..(1 << 20) + 1])
+    };
+    for (data, mt) in [(mk().gzip(), GZIP), (mk().zstd(), ZSTD), (mk().tar(), TAR)] {
+        let t = tempfile::tempdir().unwrap();
+        let got = apply_layer(t.path(), &data[..], mt).unwrap();
+        assert_eq!(got.diff_id, Digest::sha256_of(&mk().tar()), "{mt}");
+        assert!(fs::read(t.path().join("big")).unwrap() == big, "{mt}");
+        assert!(fs::read(t.path().join("big2")).unwrap() == big[..(1 << 20) + 1]);
+        assert_eq!(fs::read(t.path().join("small")).unwrap(), b"s");
+    }
+    let late = || mk().file("../escape", b"x").file("more", &big);
+    for (data, mt) in [(late().gzip(), GZIP), (late().tar(), TAR)] {
+        let t = tempfile::tempdir().unwrap();
+        let r = apply_layer(t.path(), &data[..], mt);
+        assert!(matches!(r, Err(ApplyError::BadPath { .. })), "{mt}: {r:?}");
+    }
+}
+
+/// A file created in a set-gid directory gets the group its entry names, not the
+/// directory's (the owner is only left alone when creation already set it).
+#[test]
+fn owner_in_a_setgid_directory() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let g = t.path().join("g");
+    fs::create_dir(&g).unwrap();
+    std::os::unix::fs::chown(&g, Some(0), Some(5)).unwrap();
+    fs::set_permissions(&g, fs::Permissions::from_mode(0o2775)).unwrap();
+    let layer = Layer::new()
+        .file("g/f", b"f")
+        .file_full("g/u", b"u", 0o600, 7, 8)
+        .symlink("g/l", "f")
+        .file("plain", b"p")
+        .tar();
+    apply_layer(t.path(), &layer[..], TAR).unwrap();
+    let m = fs::metadata(g.join("f")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+    let m = fs::metadata(g.join("u")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (7, 8, 0o600));
+    let m = fs::symlink_metadata(g.join("l")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+    let m = fs::metadata(t.path().join("plain")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o644));
+}

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_snapshotter::digest::Digest;
-use berth_snapshotter::pull::{PullError, PullOptions, Stores, pull};
+use berth_snapshotter::pull::{PullError, PullHook, PullOptions, PullStage, Stores, pull};
 use berth_snapshotter::remote::{Credentials, Platform, RemoteError, RetryPolicy};
 use berth_snapshotter::snapshots::Kind;
 use berth_snapshotter::{ContentStore, MetaStore, Snapshotter};
@@ -220,6 +220,147 @@ fn pulls_fixture_images_from_the_local_registry() {
         .unwrap();
     assert!(e.stores.content.list().unwrap().is_empty());
     assert!(e.stores.snapshotter.list().unwrap().is_empty());
+}
+
+/// Every blob an image names is stored and verified, and its chain is committed.
+fn assert_image_intact(stores: &Stores, rec: &berth_snapshotter::ImageRecord) {
+    let mut blobs = vec![rec.target.clone(), rec.config.clone()];
+    blobs.extend(rec.layers.iter().cloned());
+    for d in &blobs {
+        assert!(
+            stores.content.open_blob(d).is_ok(),
+            "{}: blob {d} is gone",
+            rec.name
+        );
+    }
+    assert_store_consistent(&stores.content);
+    assert_eq!(
+        stores.snapshotter.stat(&rec.chain_id).unwrap().kind,
+        Kind::Committed,
+        "{}",
+        rec.name
+    );
+    with_rootfs(stores, &rec.chain_id, |root| {
+        assert_eq!(
+            std::fs::read(root.join("bin/busybox")).unwrap(),
+            std::fs::read("/bin/busybox").unwrap()
+        );
+    });
+}
+
+/// A garbage collection at the worst point of a pull (every blob stored and layer
+/// unpacked, no image record yet) keeps all of the pull's work but still removes what
+/// nothing uses; once the image is gone, a collection removes everything.
+#[test]
+fn gc_between_unpack_and_image_record_keeps_the_pull() {
+    let reg = registry_env("BERTH_TEST_REGISTRY");
+    let e = env();
+    let rt = rt();
+    let orphan = e
+        .stores
+        .content
+        .put_bytes(&Digest::sha256_of(b"nothing uses me"), b"nothing uses me");
+    assert!(orphan.is_ok(), "{orphan:?}");
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let stores = e.stores.clone();
+    let seen = reports.clone();
+    let hook = PullHook(Arc::new(move |stage| {
+        assert_eq!(stage, PullStage::Unpacked);
+        let r = berth_snapshotter::gc::collect(&stores.meta, &stores.content, &stores.snapshotter)
+            .expect("gc during the pull");
+        seen.lock().unwrap().push(r);
+    }));
+    let opts = PullOptions {
+        retry: fast_retry(),
+        hook: Some(hook),
+        ..PullOptions::default()
+    };
+    // An index (its platform manifest is referenced only by a label written at the end)
+    // and a multi-layer image.
+    for img in ["multiarch", "layers"] {
+        let rec = rt
+            .block_on(pull(&e.stores, &format!("{reg}/berth/{img}:latest"), &opts))
+            .unwrap_or_else(|err| panic!("{img}: {err}"));
+        assert_image_intact(&e.stores, &rec);
+    }
+    let reports = reports.lock().unwrap().clone();
+    assert_eq!(reports.len(), 2, "the hook ran once per pull");
+    assert_eq!(
+        reports[0].blobs_removed,
+        vec![Digest::sha256_of(b"nothing uses me")],
+        "the collection ran and removed only the orphan"
+    );
+    assert!(reports[0].snapshots_removed.is_empty(), "{reports:?}");
+    assert!(reports[1].blobs_removed.is_empty(), "{reports:?}");
+    assert!(reports[1].snapshots_removed.is_empty(), "{reports:?}");
+
+    // After the pulls, a collection keeps both images and removes what is unreferenced.
+    let r =
+        berth_snapshotter::gc::collect(&e.stores.meta, &e.stores.content, &e.stores.snapshotter)
+            .unwrap();
+    assert!(
+        r.blobs_removed.is_empty() && r.snapshots_removed.is_empty(),
+        "{r:?}"
+    );
+    assert!(
+        e.stores
+            .meta
+            .delete_image(&format!("{reg}/berth/layers:latest"))
+            .unwrap()
+    );
+    let r =
+        berth_snapshotter::gc::collect(&e.stores.meta, &e.stores.content, &e.stores.snapshotter)
+            .unwrap();
+    assert!(!r.blobs_removed.is_empty(), "the deleted image's blobs go");
+    assert!(
+        !r.snapshots_removed.is_empty(),
+        "the deleted image's chain goes"
+    );
+    let left = e.stores.meta.list_images().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_image_intact(&e.stores, &left[0]);
+    assert!(e.stores.meta.delete_image(&left[0].name).unwrap());
+    berth_snapshotter::gc::collect(&e.stores.meta, &e.stores.content, &e.stores.snapshotter)
+        .unwrap();
+    assert!(e.stores.content.list().unwrap().is_empty());
+    assert!(e.stores.snapshotter.list().unwrap().is_empty());
+}
+
+/// Collections running back to back on another thread for the whole of several pulls
+/// never take anything a pull needs: each pull completes and its image is intact.
+#[test]
+fn gc_running_throughout_pulls_keeps_them_intact() {
+    let reg = registry_env("BERTH_TEST_REGISTRY");
+    let e = env();
+    let rt = rt();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stores, stop2) = (e.stores.clone(), stop.clone());
+    let collector = std::thread::spawn(move || {
+        let mut runs = 0u32;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            berth_snapshotter::gc::collect(&stores.meta, &stores.content, &stores.snapshotter)
+                .expect("gc during pulls");
+            runs += 1;
+        }
+        runs
+    });
+    let opts = PullOptions {
+        retry: fast_retry(),
+        ..PullOptions::default()
+    };
+    let mut recs = Vec::new();
+    for img in ["layers", "zstd", "multiarch", "docker-schema2", "layers"] {
+        let rec = rt
+            .block_on(pull(&e.stores, &format!("{reg}/berth/{img}:latest"), &opts))
+            .unwrap_or_else(|err| panic!("{img}: {err}"));
+        recs.push(rec);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let runs = collector.join().expect("collector thread");
+    assert!(runs > 0);
+    for rec in &recs {
+        assert_image_intact(&e.stores, rec);
+    }
 }
 
 #[test]
