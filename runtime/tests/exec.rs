@@ -99,6 +99,17 @@ impl Agent {
     fn states(&self) -> Vec<serde_json::Value> {
         self.states.lock().unwrap().clone()
     }
+    /// The states once at least `n` have arrived (the agent reads on its own thread).
+    fn wait_states(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let s = self.states();
+            if s.len() >= n || std::time::Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
 }
 
 #[test]
@@ -178,7 +189,7 @@ fn exec_seccomp_listener_unreachable_is_a_clear_error() {
     });
     f.write_config(&cfg);
     run_detached(&f, &[]);
-    assert_eq!(agent.states().len(), 1);
+    assert_eq!(agent.wait_states(1).len(), 1);
     // The agent goes away: exec must fail clearly, not run unsupervised.
     std::fs::remove_file(&sock).unwrap();
     let o = f.run(&["exec", &f.id, "sh", "-c", "echo ran"]);
