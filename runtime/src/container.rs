@@ -338,16 +338,7 @@ pub fn create(root: &StateRoot, o: &CreateOpts) -> Result<ContainerState, Error>
     drop(console);
     guard.pids.push(stage1.as_raw());
 
-    let result = handshake(
-        id,
-        &parent,
-        stage1,
-        &plan,
-        &bundle.spec,
-        &cgroup,
-        &mut st,
-        guard.locked.as_ref().expect("armed"),
-    );
+    let result = handshake(id, &parent, stage1, &plan, &bundle.spec, &cgroup, &mut st);
     let init_pid = st.pid;
     if init_pid > 0 {
         guard.pids.push(init_pid);
@@ -380,7 +371,6 @@ fn handshake(
     spec: &Spec,
     cgroup: &Manager,
     st: &mut ContainerState,
-    locked: &Locked,
 ) -> Result<(), Error> {
     let sync_err = |e: sync::SyncError| setup(id, e);
     cgroup
@@ -412,7 +402,9 @@ fn handshake(
         Some(WaitStatus::Exited(_, 0)) => {}
         other => return Err(setup(id, format!("setup process ended with {other:?}"))),
     }
-    locked.save(st)?;
+    // No state write here: until `Created` is saved, a create killed now leaves a
+    // `creating` state whose cgroup holds the init, and `delete --force` kills the
+    // cgroup's processes.
     sock.send(&Msg::Go).map_err(sync_err)?;
 
     sock.expect(Msg::RunHooks, "RunHooks").map_err(sync_err)?;

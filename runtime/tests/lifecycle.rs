@@ -221,10 +221,15 @@ fn bad_input_is_refused_and_leaves_nothing() {
 #[test]
 fn killed_create_is_cleaned_by_delete_force() {
     let mut c = base_config(&["true"]);
-    // A createRuntime hook that hangs keeps `create` in the middle of its work.
-    c["hooks"] =
-        serde_json::json!({"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "30"]}]});
-    let f = Fixture::new("killed", c);
+    let f = Fixture::new("killed", c.clone());
+    // A createRuntime hook that records its state (the init's pid) and hangs keeps
+    // `create` in the middle of its work.
+    let hook_state = f.dir.path().join("hook-state.json");
+    c["hooks"] = serde_json::json!({"createRuntime": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("cat > {}.tmp && mv {0}.tmp {0} && sleep 30", hook_state.display())]
+    }]});
+    f.write_config(&c);
     let mut child = f
         .berth()
         .args(["create", "--bundle"])
@@ -235,17 +240,21 @@ fn killed_create_is_cleaned_by_delete_force() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    // Wait until the init exists (the state records its pid), then SIGKILL berth.
+    // Wait until the hook runs (the init exists), then SIGKILL berth.
     let pid = loop {
         assert!(Instant::now() < deadline, "create never reached its hooks");
-        if let Ok(s) = std::fs::read_to_string(f.root().join(&f.id).join("state.json")) {
+        if let Ok(s) = std::fs::read_to_string(&hook_state) {
             let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-            if v["pid"].as_i64().unwrap_or(0) > 0 {
-                break v["pid"].as_i64().unwrap();
-            }
+            break v["pid"].as_i64().expect("hook state has the init's pid");
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    assert!(pid > 0);
+    let on_disk: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(f.root().join(&f.id).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(on_disk["status"], "creating");
     child.kill().unwrap();
     child.wait().unwrap();
     let o = f.run(&["delete", "--force", &f.id]);
