@@ -17,7 +17,7 @@ pub enum ReferenceError {
     /// Empty input.
     #[error("empty image reference")]
     Empty,
-    /// Longer than 255 characters of name.
+    /// The normalized name (`domain/repository`) is longer than 255 characters.
     #[error("image reference {0:?}: name longer than 255 characters")]
     TooLong(String),
     /// A repository path component is not `[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*`.
@@ -149,9 +149,6 @@ impl Reference {
             ),
             None => (name_tag, None),
         };
-        if name.len() > 255 {
-            return Err(ReferenceError::TooLong(s.chars().take(300).collect()));
-        }
         if let Some(t) = tag
             && !valid_tag(t)
         {
@@ -181,6 +178,12 @@ impl Reference {
         }
         if domain == DOCKER_HUB && !repository.contains('/') {
             repository = format!("library/{repository}");
+        }
+        // The limit applies to the normalized name, as in distribution's reference
+        // package: `docker.io/library/` counts, so every accepted reference prints to a
+        // string that parses again.
+        if domain.len() + 1 + repository.len() > 255 {
+            return Err(ReferenceError::TooLong(s.chars().take(300).collect()));
         }
         let tag = match (tag, &digest) {
             (Some(t), _) => Some(t.to_owned()),
@@ -302,5 +305,30 @@ mod tests {
             assert!(Reference::parse(c).is_err(), "{c:?} should be refused");
         }
         assert!(Reference::parse(&"a".repeat(300)).is_err());
+    }
+
+    /// Found by the `reference` fuzz target: a short name accepted, whose normalized form
+    /// (`docker.io/library/` added) was over the limit and refused when parsed again.
+    #[test]
+    fn length_limit_applies_to_the_normalized_name() {
+        let cases: &[(String, bool)] = &[
+            // 18 + 237 = 255: the longest Docker Hub short name
+            ("a".repeat(237), true),
+            ("a".repeat(238), false),
+            (format!("u/{}", "a".repeat(243)), true),
+            (format!("u/{}", "a".repeat(244)), false),
+            (format!("r.io/{}", "a".repeat(250)), true),
+            (format!("r.io/{}", "a".repeat(251)), false),
+            // index.docker.io is normalized to docker.io: the shorter form counts
+            (format!("index.docker.io/u/{}", "a".repeat(243)), true),
+        ];
+        for (input, ok) in cases {
+            let r = Reference::parse(input);
+            assert_eq!(r.is_ok(), *ok, "{input}: {r:?}");
+            if let Ok(r) = r {
+                let again = Reference::parse(&r.to_string());
+                assert_eq!(again.as_ref(), Ok(&r), "{input} does not round-trip");
+            }
+        }
     }
 }
