@@ -13,6 +13,7 @@ pkgs=(
   iptables
   libseccomp-dev pkg-config    # the libseccomp crate links libseccomp
   protobuf-compiler libprotobuf-dev  # protoc and the well-known types, for the gRPC APIs
+  g++                          # libfuzzer-sys builds libFuzzer (scripts/fuzz.sh)
   jq procps psmisc openssl
   python3 python3-pip
 )

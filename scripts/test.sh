@@ -2,7 +2,8 @@
 # Runs every test of berth on a fresh machine, as root: installs what the tests need,
 # builds the workspace once, builds the fixture images and pushes them to local
 # registries (Debian's docker-registry on 127.0.0.1, stopped at the end), runs unit and
-# root integration tests with cargo-nextest, then the OCI conformance suite against berth.
+# root integration tests with cargo-nextest, then the OCI conformance suite against berth,
+# then a short cargo-fuzz run of every parser of outside data (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -40,3 +41,7 @@ check_dev_null "after the integration tests"
 
 echo "== OCI runtime conformance suite against berth ($(( $(date +%s) - t0 )) s so far)"
 "$BERTH_CONFORMANCE" oci --runtime "$target/debug/berth"
+
+echo "== fuzz: every parser of outside data, 20 s each ($(( $(date +%s) - t0 )) s so far)"
+BERTH_FUZZ_TARGET_DIR="$target/fuzz" bash scripts/fuzz.sh 20
+echo "== all tests passed in $(( $(date +%s) - t0 )) s"
