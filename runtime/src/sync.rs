@@ -94,15 +94,7 @@ impl SyncSocket {
                 Err(e) => return Err(e.into()),
             }
         };
-        if n == 0 {
-            return Err(SyncError::Eof);
-        }
-        let msg: Msg =
-            serde_json::from_slice(&buf[..n]).map_err(|e| SyncError::Malformed(e.to_string()))?;
-        match msg {
-            Msg::Error(e) => Err(SyncError::Child(e)),
-            m => Ok(m),
-        }
+        decode(&buf[..n])
     }
 
     /// Sends one message with `fd` attached (SCM_RIGHTS).
@@ -158,15 +150,7 @@ impl SyncSocket {
                 Err(e) => return Err(e.into()),
             }
         };
-        if n == 0 {
-            return Err(SyncError::Eof);
-        }
-        let msg: Msg =
-            serde_json::from_slice(&buf[..n]).map_err(|e| SyncError::Malformed(e.to_string()))?;
-        match msg {
-            Msg::Error(e) => Err(SyncError::Child(e)),
-            m => Ok((m, fd)),
-        }
+        decode(&buf[..n]).map(|m| (m, fd))
     }
 
     /// Receives a message and checks it is the expected one.
@@ -186,6 +170,19 @@ impl SyncSocket {
 impl AsFd for SyncSocket {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+/// One received datagram as a message: empty is the peer's EOF, an `Error` from the
+/// peer becomes `SyncError::Child`.
+fn decode(data: &[u8]) -> Result<Msg, SyncError> {
+    if data.is_empty() {
+        return Err(SyncError::Eof);
+    }
+    let msg: Msg = serde_json::from_slice(data).map_err(|e| SyncError::Malformed(e.to_string()))?;
+    match msg {
+        Msg::Error(e) => Err(SyncError::Child(e)),
+        m => Ok(m),
     }
 }
 

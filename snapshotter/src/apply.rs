@@ -302,22 +302,12 @@ fn produce_chunks(
     loop {
         let mut buf = free.try_recv().unwrap_or_default();
         buf.resize(CHUNK, 0);
-        let mut filled = 0;
-        let eof = loop {
-            match hashed.read(&mut buf[filled..]) {
-                Ok(0) => break true,
-                Ok(n) => {
-                    filled += n;
-                    if filled == buf.len() {
-                        break false;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let copy = io::Error::new(e.kind(), e.to_string());
-                    let _ = tx.send(Err(copy));
-                    return Err(e);
-                }
+        let (filled, eof) = match fill(&mut hashed, &mut buf) {
+            Ok(r) => r,
+            Err(e) => {
+                let copy = io::Error::new(e.kind(), e.to_string());
+                let _ = tx.send(Err(copy));
+                return Err(e);
             }
         };
         buf.truncate(filled);
@@ -455,25 +445,27 @@ fn copy_entry(entry: &mut impl Read, file: &mut File, buf: &mut Vec<u8>) -> io::
         buf.resize(COPY_BUF, 0);
     }
     loop {
-        let mut filled = 0;
-        let eof = loop {
-            match entry.read(&mut buf[filled..]) {
-                Ok(0) => break true,
-                Ok(n) => {
-                    filled += n;
-                    if filled == buf.len() {
-                        break false;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        };
+        let (filled, eof) = fill(entry, buf)?;
         file.write_all(&buf[..filled])?;
         if eof {
             return Ok(());
         }
     }
+}
+
+/// Reads until `buf` is full or the input ends: how much was read, and whether the
+/// input ended.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> io::Result<(usize, bool)> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => return Ok((filled, true)),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((filled, false))
 }
 
 /// Largest single write of file contents.

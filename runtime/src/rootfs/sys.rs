@@ -92,22 +92,7 @@ pub fn mount_setattr(
         propagation,
         userns_fd: 0,
     };
-    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
-    }
-    // SAFETY: `attr` is a valid mount_attr of the size passed; the fd is valid.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            EMPTY.as_ptr(),
-            flags,
-            &mut attr as *mut libc::mount_attr,
-            std::mem::size_of::<libc::mount_attr>(),
-        )
-    };
-    Errno::result(rc).map(drop)
+    mount_setattr_raw(fd, recursive, &mut attr)
 }
 
 /// mount_setattr(2) with `MOUNT_ATTR_IDMAP` on the detached mount `fd`: its ids are
@@ -120,18 +105,29 @@ pub fn set_idmap(fd: BorrowedFd<'_>, recursive: bool, userns: BorrowedFd<'_>) ->
         propagation: 0,
         userns_fd,
     };
+    mount_setattr_raw(fd, recursive, &mut attr)
+}
+
+/// mount_setattr(2) on the mount `fd` itself (AT_EMPTY_PATH), with its submounts when
+/// `recursive`.
+fn mount_setattr_raw(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    attr: &mut libc::mount_attr,
+) -> Result<(), Errno> {
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
         flags |= libc::AT_RECURSIVE as libc::c_uint;
     }
-    // SAFETY: `attr` is a valid mount_attr of the size passed; the fds are valid.
+    // SAFETY: `attr` is a valid mount_attr of the size passed; the fd (and any userns
+    // fd inside `attr`) is valid for the call.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             EMPTY.as_ptr(),
             flags,
-            &mut attr as *mut libc::mount_attr,
+            attr as *mut libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
         )
     };
