@@ -52,6 +52,7 @@ fuzz_target!(|data: &[u8]| {
             bundle: Path::new("/run/berth-fuzz/bundle"),
             no_pivot: console.is_some(),
             console_slave: console,
+            idmapped: None,
         };
         let Ok(ops) = rootfs::plan(&cfg) else {
             continue;
