@@ -112,11 +112,14 @@ impl Agent {
     }
 }
 
-#[test]
-fn exec_hands_its_seccomp_listener_to_the_agent() {
+/// A `sleep` container whose seccomp filter sends mkdir to an agent listening on a
+/// host path the container cannot see; the written config, the agent and its socket.
+fn with_agent(
+    name: &str,
+    metadata: Option<&str>,
+) -> (Fixture, serde_json::Value, Agent, std::path::PathBuf) {
     let mut cfg = base_config(&["sleep", "1000"]);
-    let f = Fixture::new("exec-notify", cfg.clone());
-    // The agent listens on a host path the container cannot see.
+    let f = Fixture::new(name, cfg.clone());
     let agent_dir = f.dir.path().join("agent");
     std::fs::create_dir_all(&agent_dir).unwrap();
     let sock = agent_dir.join("agent.sock");
@@ -124,10 +127,18 @@ fn exec_hands_its_seccomp_listener_to_the_agent() {
     cfg["linux"]["seccomp"] = serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "listenerPath": sock,
-        "listenerMetadata": "exec-meta",
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
     });
+    if let Some(m) = metadata {
+        cfg["linux"]["seccomp"]["listenerMetadata"] = m.into();
+    }
     f.write_config(&cfg);
+    (f, cfg, agent, sock)
+}
+
+#[test]
+fn exec_hands_its_seccomp_listener_to_the_agent() {
+    let (f, cfg, agent, _sock) = with_agent("exec-notify", Some("exec-meta"));
     run_detached(&f, &[]);
     let init_pid = f.state().unwrap()["pid"].as_i64().unwrap();
     let script = "mkdir /tmp/faked && test ! -e /tmp/faked && echo agent-answered";
@@ -176,18 +187,7 @@ fn exec_hands_its_seccomp_listener_to_the_agent() {
 
 #[test]
 fn exec_seccomp_listener_unreachable_is_a_clear_error() {
-    let mut cfg = base_config(&["sleep", "1000"]);
-    let f = Fixture::new("exec-noagent", cfg.clone());
-    let agent_dir = f.dir.path().join("agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    let sock = agent_dir.join("agent.sock");
-    let agent = Agent::start(UnixListener::bind(&sock).expect("bind agent socket"));
-    cfg["linux"]["seccomp"] = serde_json::json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "listenerPath": sock,
-        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
-    });
-    f.write_config(&cfg);
+    let (f, _cfg, agent, sock) = with_agent("exec-noagent", None);
     run_detached(&f, &[]);
     assert_eq!(agent.wait_states(1).len(), 1);
     // The agent goes away: exec must fail clearly, not run unsupervised.
