@@ -12,6 +12,7 @@ pkgs=(
   containernetworking-plugins  # CNI
   iptables
   libseccomp-dev pkg-config    # the libseccomp crate links libseccomp
+  libc6-dev gcc                # static archives: berth is linked as a static PIE (runtime/build.rs)
   protobuf-compiler libprotobuf-dev  # protoc and the well-known types, for the gRPC APIs
   g++                          # libfuzzer-sys builds libFuzzer (scripts/fuzz.sh)
   jq procps psmisc openssl
