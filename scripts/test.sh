@@ -2,8 +2,9 @@
 # Runs every test of berth on a fresh machine, as root: installs what the tests need,
 # builds the workspace once, builds the fixture images and pushes them to local
 # registries (Debian's docker-registry on 127.0.0.1, stopped at the end), runs unit and
-# root integration tests with cargo-nextest, then the OCI conformance suite against berth,
-# then a short cargo-fuzz run of every parser of outside data (scripts/fuzz.sh).
+# root integration tests with cargo-nextest, then the OCI conformance suite against berth
+# (the debug build, then the release build after checking its code layout file,
+# runtime/berth.order), then a short cargo-fuzz run of every parser of outside data (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -41,6 +42,11 @@ check_dev_null "after the integration tests"
 
 echo "== OCI runtime conformance suite against berth ($(( $(date +%s) - t0 )) s so far)"
 "$BERTH_CONFORMANCE" oci --runtime "$target/debug/berth"
+
+echo "== the release berth: its code layout, and the OCI suite again ($(( $(date +%s) - t0 )) s so far)"
+cargo build --release -p berth-runtime --locked
+"$BERTH_CONFORMANCE" orderfile --berth "$target/release/berth" --check runtime/berth.order
+"$BERTH_CONFORMANCE" oci --runtime "$target/release/berth"
 
 echo "== fuzz: every parser of outside data, 20 s each ($(( $(date +%s) - t0 )) s so far)"
 BERTH_FUZZ_TARGET_DIR="$target/fuzz" bash scripts/fuzz.sh 20

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod images;
 mod oci;
+mod orderfile;
 
 #[derive(Parser)]
 #[command(name = "berth-conformance", version, about)]
@@ -24,6 +25,8 @@ enum Cmd {
     Bench(bench::Args),
     /// Build and push the fixture images.
     Images(images::Args),
+    /// Write berth's symbol ordering file from a traced lifecycle workload.
+    Orderfile(orderfile::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Cmd::Oci(a) => oci::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Images(a) => images::run(a),
+        Cmd::Orderfile(a) => orderfile::run(a),
     };
     match result {
         Ok(code) => code,
