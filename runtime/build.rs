@@ -1,5 +1,6 @@
 //! Links the `berth` binary as a static PIE (glibc and libseccomp archives, no dynamic
-//! loader), with packed relative relocations (DT_RELR).
+//! loader), with packed relative relocations (DT_RELR), and its code laid out by
+//! `berth.order` (see `order_functions`).
 //!
 //! Why: `berth` starts several times per container (create re-executes itself sealed,
 //! then start, state, delete), and each start is on the container lifecycle's critical
@@ -64,14 +65,16 @@ fn main() {
 /// see conformance/src/orderfile): the functions the container lifecycle runs come
 /// first and together, so each invocation maps few 64 KiB fault-around windows of
 /// text instead of most of the binary. Needs lld, rustc's default linker for this
-/// target; with another linker (`-C linker=`, `-C linker-flavor=`) the order is skipped.
+/// target; with another linker configured (`target.<triple>.linker`, `-C linker=`,
+/// `-C linker-flavor=`, `-C linker-features=`) the order is skipped.
 fn order_functions() {
     let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let order = dir.join("berth.order");
     println!("cargo:rerun-if-changed={}", order.display());
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    if flags.contains("linker") {
+    if flags.contains("linker") || std::env::var_os("RUSTC_LINKER").is_some() {
         println!("cargo:warning=berth.order not used: a custom linker is configured");
         return;
     }
