@@ -11,10 +11,9 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use serde_json::json;
 
 use super::maxrss;
-use crate::oci::bundle::{Bundle, RootfsTemplate, default_config};
+use crate::oci::bundle::RootfsTemplate;
 
 /// Arguments of `berth-conformance bench runtime`.
 #[derive(clap::Args)]
@@ -377,22 +376,7 @@ struct Bench {
 impl Bench {
     fn new(dir: &Path) -> anyhow::Result<Self> {
         let template = RootfsTemplate::build(&dir.join("template"))?;
-        let mk = |name: &str, args: &[&str]| -> anyhow::Result<PathBuf> {
-            let mut b = Bundle {
-                dir: dir.join(name),
-                id: name.to_string(),
-                config: default_config(""),
-            };
-            template.populate(&b.rootfs())?;
-            b.args(args);
-            // Let each runtime pick its default cgroup (as `runc spec` leaves it).
-            if let Some(l) = b.config["linux"].as_object_mut() {
-                l.remove("cgroupsPath");
-            }
-            b.set(&["linux", "resources", "pids"], json!({"limit": 64}));
-            b.write_config()?;
-            Ok(b.dir)
-        };
+        let mk = |name: &str, args: &[&str]| template.plain_bundle(dir, name, args);
         Ok(Bench {
             dir: dir.to_path_buf(),
             true_bundle: mk("true", &["/bin/true"])?,

@@ -211,6 +211,25 @@ impl RootfsTemplate {
         std::fs::write(root.join("etc/hostname"), "berth-oci\n")?;
         Ok(())
     }
+
+    /// Makes `dir/name`, a bundle as `runc spec` leaves it (each runtime picks its
+    /// default cgroup) running `args`, with a pids limit of 64; returns its path. The
+    /// benchmarks and the code-layout workload run their containers from these.
+    pub fn plain_bundle(&self, dir: &Path, name: &str, args: &[&str]) -> anyhow::Result<PathBuf> {
+        let mut b = Bundle {
+            dir: dir.join(name),
+            id: name.to_string(),
+            config: default_config(""),
+        };
+        self.populate(&b.rootfs())?;
+        b.args(args);
+        if let Some(l) = b.config["linux"].as_object_mut() {
+            l.remove("cgroupsPath");
+        }
+        b.set(&["linux", "resources", "pids"], json!({"limit": 64}));
+        b.write_config()?;
+        Ok(b.dir)
+    }
 }
 
 /// One bundle: a directory with `rootfs/` and the config the case edits before it

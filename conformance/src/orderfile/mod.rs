@@ -23,9 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context as _, bail};
-use serde_json::json;
 
-use crate::oci::bundle::{Bundle, RootfsTemplate, default_config};
+use crate::oci::bundle::RootfsTemplate;
 
 /// Arguments of `berth-conformance orderfile`.
 #[derive(clap::Args)]
@@ -120,21 +119,7 @@ fn tempdir() -> anyhow::Result<PathBuf> {
 /// update, spec, features, and the common errors.
 fn workload(tracer: &mut trace::Tracer, berth: &Path, dir: &Path) -> anyhow::Result<()> {
     let template = RootfsTemplate::build(&dir.join("template"))?;
-    let bundle = |name: &str, args: &[&str]| -> anyhow::Result<PathBuf> {
-        let mut b = Bundle {
-            dir: dir.join(name),
-            id: name.to_string(),
-            config: default_config(""),
-        };
-        template.populate(&b.rootfs())?;
-        b.args(args);
-        if let Some(l) = b.config["linux"].as_object_mut() {
-            l.remove("cgroupsPath");
-        }
-        b.set(&["linux", "resources", "pids"], json!({"limit": 64}));
-        b.write_config()?;
-        Ok(b.dir)
-    };
+    let bundle = |name: &str, args: &[&str]| template.plain_bundle(dir, name, args);
     let sleep = bundle("sleep", &["/bin/sleep", "1000"])?;
     let truth = bundle("true", &["/bin/true"])?;
     let root = dir.join("state");
