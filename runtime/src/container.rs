@@ -162,13 +162,25 @@ fn now_rfc3339() -> String {
     )
 }
 
+/// The name of berth's user, for `state` and `list`: read from /etc/passwd as runc does
+/// (moby/sys/user), not through glibc's NSS, which a static binary cannot load modules
+/// for; `#UID` when the file does not name it.
 fn owner() -> String {
-    let uid = nix::unistd::getuid();
-    nix::unistd::User::from_uid(uid)
+    let uid = nix::unistd::getuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
         .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| uid.to_string())
+        .and_then(|p| passwd_name(&p, uid).map(str::to_string))
+        .unwrap_or_else(|| format!("#{uid}"))
+}
+
+/// The first user name with `uid` in passwd(5) text; malformed lines are skipped.
+fn passwd_name(passwd: &str, uid: u32) -> Option<&str> {
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let (name, _pw, id) = (f.next()?, f.next()?, f.next()?);
+        (!name.is_empty() && !name.starts_with(['+', '-', '#']) && id.parse() == Ok(uid))
+            .then_some(name)
+    })
 }
 
 /// Writes `pid` to `path` atomically, as runc does.
@@ -808,6 +820,27 @@ fn exec_child(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_names_come_from_passwd_lines() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      broken line\n\
+                      +nis:x:5::::\n\
+                      :x:7:7::/:/bin/sh\n\
+                      daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
+                      dup:x:1:1::/:/bin/sh\n\
+                      bad:x:notanumber:1::/:/bin/sh\n";
+        assert_eq!(passwd_name(passwd, 0), Some("root"));
+        assert_eq!(passwd_name(passwd, 1), Some("daemon"), "the first one wins");
+        assert_eq!(
+            passwd_name(passwd, 5),
+            None,
+            "NIS compat lines are not names"
+        );
+        assert_eq!(passwd_name(passwd, 7), None, "an empty name is not a name");
+        assert_eq!(passwd_name(passwd, 1000), None);
+        assert_eq!(passwd_name("", 0), None);
+    }
 
     #[test]
     fn default_device_rules_follow_the_spec_rules() {

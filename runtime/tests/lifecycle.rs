@@ -51,6 +51,7 @@ fn create_start_kill_delete() {
     let st = f.state().unwrap();
     assert_eq!(st["status"], "created");
     assert_eq!(st["id"], f.id.as_str());
+    assert_eq!(st["owner"], "root", "the owner's name, from /etc/passwd");
     let pid = st["pid"].as_i64().unwrap();
     assert!(pid > 0);
     assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), pid.to_string());
