@@ -51,6 +51,13 @@ fn main() {
     if std::env::var_os("BERTH_DYNAMIC").is_some_and(|v| v == "1") {
         return;
     }
+    // libseccomp-sys puts LIBSECCOMP_LIB_PATH on the search path ahead of our
+    // directory, where the shared libraries would be found first.
+    println!("cargo:rerun-if-env-changed=LIBSECCOMP_LIB_PATH");
+    if std::env::var_os("LIBSECCOMP_LIB_PATH").is_some() {
+        println!("cargo:warning=berth is linked dynamically: LIBSECCOMP_LIB_PATH is set");
+        return;
+    }
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     match static_lib_dir(&out.join("static-libs")) {
         Ok(dir) => {

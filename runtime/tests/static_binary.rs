@@ -62,7 +62,8 @@ fn berth_is_a_static_pie() {
     assert!(
         !l.interpreter && l.needed == 0,
         "berth is linked dynamically ({l:?}): build.rs found no static libc/libseccomp \
-         archives (install libc6-dev libseccomp-dev) or BERTH_DYNAMIC=1 was set"
+         archives (install libc6-dev libseccomp-dev), or BERTH_DYNAMIC=1 or \
+         LIBSECCOMP_LIB_PATH was set (see the cargo warning)"
     );
     assert!(l.pie, "berth must stay position independent (ASLR)");
 }
