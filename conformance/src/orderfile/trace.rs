@@ -62,6 +62,10 @@ pub struct Tracer {
     first: Vec<Option<usize>>,
     hits: usize,
     procs: HashMap<Pid, Proc>,
+    /// New children announced by their parent's fork event, not stopped yet.
+    announced: HashSet<Pid>,
+    /// New children stopped before their parent's fork event was seen.
+    early: HashSet<Pid>,
     /// Lowest and highest function address (the patched range).
     span: (u64, u64),
 }
@@ -89,6 +93,8 @@ impl Tracer {
             first: vec![None; funcs_len],
             hits: 0,
             procs: HashMap::new(),
+            announced: HashSet::new(),
+            early: HashSet::new(),
             span: (lo, hi),
         })
     }
@@ -130,8 +136,6 @@ impl Tracer {
         )?;
         self.new_image(leader)?;
         ptrace::cont(leader, None)?;
-        // New children, announced by their parent's fork event or stopped first.
-        let (mut announced, mut early) = (HashSet::new(), HashSet::new());
         loop {
             let status = match waitpid(None, Some(WaitPidFlag::__WALL)) {
                 Ok(s) => s,
@@ -161,10 +165,10 @@ impl Tracer {
                             let base = p.base;
                             self.procs.insert(child, Proc { base });
                         }
-                        if early.remove(&child) {
+                        if self.early.remove(&child) {
                             ptrace::cont(child, None)?;
                         } else {
-                            announced.insert(child);
+                            self.announced.insert(child);
                         }
                         ptrace::cont(pid, None)?;
                     } else if ev == Event::PTRACE_EVENT_EXEC as i32 {
@@ -180,14 +184,14 @@ impl Tracer {
                     }
                 }
                 WaitStatus::Stopped(pid, Signal::SIGTRAP) => self.on_sigtrap(pid)?,
-                WaitStatus::Stopped(pid, Signal::SIGSTOP) if announced.remove(&pid) => {
+                WaitStatus::Stopped(pid, Signal::SIGSTOP) if self.announced.remove(&pid) => {
                     // The first stop of a newly attached child.
                     ptrace::cont(pid, None)?;
                 }
                 WaitStatus::Stopped(pid, Signal::SIGSTOP) if !self.procs.contains_key(&pid) => {
                     // A new child that stopped before its parent's fork event: it runs
                     // once that event says which image it has.
-                    early.insert(pid);
+                    self.early.insert(pid);
                 }
                 WaitStatus::Stopped(pid, sig) => ptrace::cont(pid, sig)?,
                 _ => {}
