@@ -319,12 +319,15 @@ async fn exec_spdy(url: &str, opts: &ExecOptions, io: ExecIo) -> Result<Outcome,
     );
     let error = error?.expect("the error stream is always opened");
     let (stdin, stdout, stderr, resize) = (stdin?, stdout?, stderr?, resize?);
-    error.tx.close().await?;
+    // Half-closing our side of a stream fails once the server has finished and closed
+    // the session, which a command that fails at once (an unknown container) does
+    // before we get here: what it wrote on the error stream still decides the outcome.
+    let _ = error.tx.close().await;
     let mut background = Vec::new();
     if let (Some(s), Some(r)) = (&stdin, io.stdin) {
         background.push(tokio::spawn(pump_in(r, OutChan::Spdy(s.tx.clone()), None)));
     } else if let Some(s) = &stdin {
-        s.tx.close().await?;
+        let _ = s.tx.close().await;
     }
     if let (Some(s), Some(r)) = (&resize, io.resize) {
         background.push(tokio::spawn(pump_resize(r, OutChan::Spdy(s.tx.clone()))));
@@ -332,7 +335,7 @@ async fn exec_spdy(url: &str, opts: &ExecOptions, io: ExecIo) -> Result<Outcome,
     let mut outputs = Vec::new();
     for (s, w) in [(stdout, io.stdout), (stderr, io.stderr)] {
         if let Some(s) = s {
-            s.tx.close().await?;
+            let _ = s.tx.close().await;
             outputs.push(pump_out(InChan::Spdy(s.rx), w));
         }
     }
